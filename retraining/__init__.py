@@ -1,0 +1,1 @@
+"""Datasets, training candidates, metrics, drift statistics, the registry gate and the trainer."""

@@ -1,0 +1,1 @@
+"""Versioned, validated models of every topic and the topic names; imports nothing of ours."""

@@ -1,0 +1,1 @@
+"""Features, models, decisions and reason codes, the feature store and the REST facade."""

@@ -1,0 +1,1 @@
+"""The Faust app and its agents, the simulator, local services and the command line."""

@@ -1,0 +1,44 @@
+"""Local Kafka (KRaft), Redis and MLflow without Docker: ``fraudstream services up|down|status``."""
+
+from __future__ import annotations
+
+from streams.services.kafka import LocalKafka
+from streams.services.mlflow import LocalMlflow
+from streams.services.process import ServiceError, ServiceStatus
+from streams.services.redis import LocalRedis
+from streams.settings import Settings
+
+NAMES = ("kafka", "redis", "mlflow")
+
+__all__ = ["NAMES", "LocalServices", "ServiceError", "ServiceStatus"]
+
+
+class LocalServices:
+    """The three services, started in dependency order and stopped in reverse."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.kafka = LocalKafka(settings)
+        self.redis = LocalRedis(settings)
+        self.mlflow = LocalMlflow(settings)
+
+    def _pick(self, names: tuple[str, ...]) -> list[LocalKafka | LocalRedis | LocalMlflow]:
+        unknown = set(names) - set(NAMES)
+        if unknown:
+            raise ServiceError(
+                f"unknown service(s) {sorted(unknown)}: choose from {', '.join(NAMES)}"
+            )
+        return [getattr(self, name) for name in NAMES if name in names]
+
+    def up(self, names: tuple[str, ...] = NAMES, mlflow_server: bool = False) -> None:
+        for service in self._pick(names):
+            if isinstance(service, LocalMlflow):
+                service.up(with_server=mlflow_server)
+            else:
+                service.up()
+
+    def down(self, names: tuple[str, ...] = NAMES) -> list[str]:
+        """Stop what ``up`` started; returns the names of the services that were stopped."""
+        return [service.name for service in reversed(self._pick(names)) if service.down()]
+
+    def status(self, names: tuple[str, ...] = NAMES) -> list[ServiceStatus]:
+        return [service.status() for service in self._pick(names)]

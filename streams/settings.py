@@ -1,0 +1,108 @@
+"""One frozen settings object per process, built from ``FRAUD_*`` variables at the entry point.
+
+Library code never reads ``os.environ``: the CLI calls :meth:`Settings.from_env` once and
+passes the result down.
+
+>>> s = Settings.from_env({"FRAUD_HOME": "/srv/fs", "FRAUD_KAFKA_PORT": "29092"})
+>>> s.kafka_bootstrap
+'127.0.0.1:29092'
+>>> str(s.kafka_data_dir)
+'/srv/fs/kafka/data'
+>>> s.mlflow_tracking_uri
+'sqlite:////srv/fs/mlflow/mlflow.db'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+
+PREFIX = "FRAUD_"
+
+
+class SettingsError(ValueError):
+    """A ``FRAUD_*`` variable holds a value that cannot be used."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    home: Path = Path(".fraudstream")
+    cache_dir: Path = Path.home() / ".cache" / "fraudstream"
+
+    kafka_version: str = "4.1.1"
+    kafka_host: str = "127.0.0.1"
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+    kafka_heap: str = "768m"
+    kafka_bootstrap_override: str | None = None
+    kafka_data_dir_override: Path | None = None
+    kafka_log_dir_override: Path | None = None
+
+    redis_port: int = 16379
+    redis_url_override: str | None = None
+
+    mlflow_port: int = 15000
+    mlflow_tracking_uri_override: str | None = None
+    mlflow_artifact_dir_override: Path | None = None
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.kafka_bootstrap_override or f"{self.kafka_host}:{self.kafka_port}"
+
+    @property
+    def kafka_data_dir(self) -> Path:
+        return self.kafka_data_dir_override or self.home / "kafka" / "data"
+
+    @property
+    def kafka_log_dir(self) -> Path:
+        return self.kafka_log_dir_override or self.home / "kafka" / "logs"
+
+    @property
+    def redis_url(self) -> str:
+        return self.redis_url_override or f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri_override:
+            return self.mlflow_tracking_uri_override
+        return f"sqlite:///{(self.home / 'mlflow' / 'mlflow.db').absolute()}"
+
+    @property
+    def mlflow_artifact_dir(self) -> Path:
+        return (self.mlflow_artifact_dir_override or self.home / "mlflow" / "artifacts").absolute()
+
+    @property
+    def mlflow_server_uri(self) -> str:
+        return f"http://127.0.0.1:{self.mlflow_port}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Read every ``FRAUD_<FIELD>`` that is set; unknown ``FRAUD_*`` names are an error."""
+        # FRAUD_KAFKA_BOOTSTRAP sets kafka_bootstrap_override, and so on: the property reads it.
+        fields = {f.name.removesuffix("_override"): f for f in dataclasses.fields(cls)}
+        values: dict[str, object] = {}
+        for key, raw in environ.items():
+            name = key.removeprefix(PREFIX).lower()
+            if not key.startswith(PREFIX) or raw == "" or name in _NOT_SETTINGS:
+                continue
+            if name not in fields:
+                raise SettingsError(f"{key} is not a fraudstream setting")
+            values[fields[name].name] = _convert(key, raw, fields[name].type)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+# FRAUD_* variables read by other tools (tests, CI), not by the settings object.
+_NOT_SETTINGS = frozenset({"services", "keep_services"})
+
+
+def _convert(key: str, raw: str, annotation: object) -> object:
+    text = str(annotation)
+    if text == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"{key} must be a whole number, got {raw!r}") from None
+    if "Path" in text:
+        return Path(raw).expanduser()
+    return raw

@@ -1,0 +1,46 @@
+"""A Faust agent reads one topic and writes another, on topics made up front."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from streams.kafka_admin import TopicMismatch, ensure_topics
+from streams.smoke import run_smoke
+from tests.conftest import Endpoints
+
+
+def test_faust_agent_echoes_every_record_exactly_once(services: Endpoints) -> None:
+    result = asyncio.run(run_smoke(services.settings(), count=500, partitions=3, timeout=90))
+
+    assert (result.sent, result.received, result.missing, result.duplicates, result.not_echoed) == (
+        500,
+        500,
+        0,
+        0,
+        0,
+    )
+
+
+def test_topics_are_created_with_fixed_partitions_and_a_mismatch_is_refused(
+    kafka_bootstrap: str,
+) -> None:
+    topic = f"it.partitions.{uuid.uuid4().hex[:8]}"
+
+    async def partitions_of(name: str) -> int:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            (described,) = await admin.describe_topics([name])
+            return len(described["partitions"])
+        finally:
+            await admin.close()
+
+    assert asyncio.run(ensure_topics(kafka_bootstrap, {topic: 4})) == [topic]
+    assert asyncio.run(ensure_topics(kafka_bootstrap, {topic: 4})) == []  # idempotent
+    assert asyncio.run(partitions_of(topic)) == 4
+    with pytest.raises(TopicMismatch, match="has 4 partitions, 6 configured"):
+        asyncio.run(ensure_topics(kafka_bootstrap, {topic: 6}))
