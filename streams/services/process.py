@@ -33,6 +33,7 @@ class ManagedProcess:
         self.pid_file = run_dir / f"{name}.pid"
         self.log_file = log_file or run_dir / f"{name}.log"
         self.markers = markers
+        self._child: subprocess.Popen[bytes] | None = None  # set when this process started it
 
     def pid(self) -> int | None:
         """The pid of our live process, or None (a stale pid file is removed)."""
@@ -40,9 +41,14 @@ class ManagedProcess:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
+        if self._child is not None and self._child.pid == pid:
+            # our own child: ask it directly (its /proc cmdline can read empty while it execs)
+            return pid if self._child.poll() is None else None
         cmdline = _cmdline(pid)
         if cmdline and any(marker in cmdline for marker in self.markers):
             return pid
+        if cmdline == "" and _alive(pid):
+            return pid  # between fork and exec the command line reads empty: not proof it is gone
         self.pid_file.unlink(missing_ok=True)
         return None
 
@@ -58,6 +64,7 @@ class ManagedProcess:
                 env=env,
                 start_new_session=True,  # survives the CLI and does not get its Ctrl-C
             )
+        self._child = process
         self.pid_file.write_text(str(process.pid))
         logger.info("started %s pid=%d log=%s", self.name, process.pid, self.log_file)
         return process.pid
@@ -70,13 +77,18 @@ class ManagedProcess:
         # start() made the process a session leader: signal its whole group, helpers included.
         _signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
+        while self._alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _alive(pid):
+        if self._alive(pid):
             logger.warning("%s pid=%d ignored SIGTERM for %.0fs; killing", self.name, pid, timeout)
             _signal_group(pid, signal.SIGKILL)
         self.pid_file.unlink(missing_ok=True)
         return True
+
+    def _alive(self, pid: int) -> bool:
+        if self._child is not None and self._child.pid == pid:
+            return self._child.poll() is None  # also reaps it, so no zombie is left
+        return _alive(pid)
 
     def log_tail(self, lines: int = 20) -> str:
         try:
