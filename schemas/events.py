@@ -1,0 +1,106 @@
+"""The remaining topics: dead letters, labels, drift reports, retrain requests, model updates."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from schemas.transaction import Identifier
+
+
+class DeadLetter(BaseModel):
+    """A message that could not be decoded, validated or scored, with where it came from.
+
+    ``raw`` has every card-number-like digit run masked before it is built (see
+    ``schemas.pan.redact_pans``), so the dead-letter topic never holds a PAN.
+    """
+
+    model_config = ConfigDict(frozen=True, ser_json_bytes="base64", val_json_bytes="base64")
+
+    raw: bytes
+    error: str
+    origin_topic: str
+    origin_partition: int
+    origin_offset: int
+    failed_time: AwareDatetime
+    schema_version: Literal[1] = 1
+
+
+class LabelSource(enum.StrEnum):
+    CHARGEBACK = "chargeback"
+    ANALYST = "analyst"
+
+
+class Label(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    transaction_id: Identifier
+    is_fraud: bool
+    source: LabelSource = LabelSource.CHARGEBACK
+    labelled_at: AwareDatetime
+    schema_version: Literal[1] = 1
+
+
+class Severity(enum.StrEnum):
+    NONE = "none"
+    MODERATE = "moderate"
+    SEVERE = "severe"
+
+
+class FeatureDrift(BaseModel):
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+
+    feature: str
+    test: Literal["ks", "chi2"]
+    statistic: float
+    p_value: Annotated[float, Field(ge=0.0, le=1.0)]
+    psi: float
+    drifted: bool
+
+
+class DriftReport(BaseModel):
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+
+    model_name: str
+    model_version: str
+    window_start: AwareDatetime
+    window_end: AwareDatetime
+    events: int
+    features: tuple[FeatureDrift, ...]
+    drift_share: Annotated[float, Field(ge=0.0, le=1.0)]
+    prediction_drift: FeatureDrift | None = None
+    decision_mix_drift: FeatureDrift | None = None
+    severity: Severity
+    report_path: str | None = None
+    schema_version: Literal[1] = 1
+
+
+class RetrainReason(enum.StrEnum):
+    DRIFT = "drift"
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+    PERFORMANCE = "performance"
+
+
+class RetrainRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    request_id: Identifier
+    reason: RetrainReason
+    evidence: dict[str, str | float]
+    requested_at: AwareDatetime
+    schema_version: Literal[1] = 1
+
+
+class ModelUpdate(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    model_name: str
+    version: str  # a string everywhere: MLflow gives an int over sqlite, a str over HTTP
+    alias: str
+    metrics: dict[str, float]
+    previous_version: str | None = None
+    updated_at: AwareDatetime
+    schema_version: Literal[1] = 1

@@ -1,0 +1,85 @@
+"""Where feature state lives, behind one small protocol: in memory (tests, offline replay) or
+Redis (online). Both hold exactly the same data, so online and offline features agree.
+
+State, per key:
+- card ``card_id``: the card's events of the last 30 days, ``[ts, transaction_id, amount,
+  terminal_id, country, latitude, longitude]`` lists sorted by (ts, transaction_id);
+- terminal ``terminal_id``: counters per day, ``"<day>:n"`` transactions and ``"<day>:f"``
+  frauds known so far (incremented, never overwritten: terminals are shared by partitions);
+- marks ``tx:<id>`` -> ``"<terminal_id>|<day>"`` and ``label:<id>`` -> ``"1"``: what has been
+  counted already, so a replayed event or label changes nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+CardEvents = list[list]  # [[ts, transaction_id, amount, terminal_id, country, lat, lon], ...]
+TerminalCounters = dict[str, int]
+
+
+@dataclasses.dataclass
+class Snapshot:
+    marks: dict[str, str]
+    cards: dict[str, CardEvents]
+    terminals: dict[str, TerminalCounters]
+
+
+@dataclasses.dataclass
+class StateWrites:
+    """Everything one batch changes; a store applies it all or nothing."""
+
+    cards: dict[str, CardEvents] = dataclasses.field(default_factory=dict)
+    terminal_increments: dict[str, dict[str, int]] = dataclasses.field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(int))
+    )
+    terminal_expired: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    marks: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.cards or self.terminal_increments or self.terminal_expired or self.marks)
+
+
+class FeatureStore(Protocol):
+    def read(
+        self, mark_keys: Sequence[str], card_ids: Iterable[str], terminal_ids: Iterable[str]
+    ) -> Snapshot:
+        """The marks that exist among ``mark_keys`` and the state of the cards and terminals."""
+        ...
+
+    def apply(self, writes: StateWrites) -> None:
+        """Apply a batch's writes atomically."""
+        ...
+
+
+class InMemoryFeatureStore:
+    """The store for unit tests and offline replay; returns copies, as Redis would."""
+
+    def __init__(self) -> None:
+        self.marks: dict[str, str] = {}
+        self.cards: dict[str, CardEvents] = {}
+        self.terminals: dict[str, TerminalCounters] = {}
+
+    def read(
+        self, mark_keys: Sequence[str], card_ids: Iterable[str], terminal_ids: Iterable[str]
+    ) -> Snapshot:
+        return Snapshot(
+            marks={key: self.marks[key] for key in mark_keys if key in self.marks},
+            cards={card: copy.deepcopy(self.cards[card]) for card in card_ids if card in self.cards},
+            terminals={t: dict(self.terminals[t]) for t in terminal_ids if t in self.terminals},
+        )
+
+    def apply(self, writes: StateWrites) -> None:
+        self.cards.update(copy.deepcopy(writes.cards))
+        for terminal, increments in writes.terminal_increments.items():
+            counters = self.terminals.setdefault(terminal, {})
+            for field, delta in increments.items():
+                counters[field] = counters.get(field, 0) + delta
+        for terminal, fields in writes.terminal_expired.items():
+            for field in fields:
+                self.terminals.get(terminal, {}).pop(field, None)
+        self.marks.update(writes.marks)
