@@ -69,5 +69,7 @@ class Transaction(BaseModel):
     @classmethod
     def _iso_country(cls, country: str | None) -> str | None:
         if country is not None and country not in COUNTRIES:
-            raise ValueError(f"{country[:8]!r} is not an ISO 3166 alpha-2 country code such as 'FR'")
+            raise ValueError(
+                f"{country[:8]!r} is not an ISO 3166 alpha-2 country code such as 'FR'"
+            )
         return country

@@ -10,8 +10,9 @@ and changes no state.
 from __future__ import annotations
 
 import dataclasses
-from bisect import insort
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
+from math import fsum
 from typing import NamedTuple
 
 import numpy as np
@@ -31,7 +32,13 @@ from scoring.features.definitions import (
     code_of,
     haversine_km,
 )
-from scoring.features.store import CardEvents, FeatureStore, StateWrites, TerminalCounters
+from scoring.features.store import (
+    CARD_COLUMNS,
+    CardEvents,
+    FeatureStore,
+    StateWrites,
+    TerminalCounters,
+)
 
 _WINDOW_SECONDS = tuple(CARD_WINDOWS.values())
 _ONE_DAY = _WINDOW_SECONDS.index(SECONDS_PER_DAY)
@@ -89,32 +96,41 @@ class FeatureEngine:
             keys, {e.card_id for e in events}, {e.terminal_id for e in events}
         )
         counted = set(snapshot.marks)
+        cards = {card_id: _CardHistory(history) for card_id, history in snapshot.cards.items()}
+        terminals: dict[str, _TerminalDays] = {}
         writes = StateWrites()
-        rows = np.empty((len(events), len(FEATURE_NAMES)), dtype=np.float64)
+        rows = []
         for i, event in enumerate(events):
-            card = snapshot.cards.setdefault(event.card_id, [])
-            terminal = snapshot.terminals.setdefault(event.terminal_id, {})
+            card = cards.get(event.card_id) or cards.setdefault(event.card_id, _CardHistory({}))
+            terminal = terminals.get(event.terminal_id)
+            if terminal is None:
+                counters = snapshot.terminals.get(event.terminal_id, {})
+                terminal = terminals[event.terminal_id] = _TerminalDays(self, counters)
             day = int(event.ts // SECONDS_PER_DAY)
-            rows[i] = (
-                *card_features(event, card),
-                *self.terminal_features(terminal, day),
-                *calendar_features(event.ts),
+            row = card.features(event)
+            row += terminal.features(day)
+            row += calendar_features(event.ts)
+            row += (
                 code_of(event.channel, CHANNELS),
                 code_of(event.merchant_category, MERCHANT_CATEGORIES),
             )
+            rows.append(row)
             if keys[i] in counted:
                 continue  # already in the state: a replay changes nothing
             counted.add(keys[i])
-            _remember(card, event)
-            writes.cards[event.card_id] = card
-            field = f"{day}:n"
-            terminal[field] = terminal.get(field, 0) + 1
-            writes.terminal_increments[event.terminal_id][field] += 1
+            card.remember(event)
+            writes.cards[event.card_id] = card.columns
+            terminal.count(day)
+            writes.terminal_increments[event.terminal_id][f"{day}:n"] += 1
             writes.marks[keys[i]] = f"{event.terminal_id}|{day}"
-        self._expire_terminal_days(snapshot.terminals, writes)
+        for card_id in writes.cards:
+            writes.cards[card_id] = cards[card_id].kept()
+        for terminal_id in writes.terminal_increments:
+            if expired := terminals[terminal_id].expired_fields():
+                writes.terminal_expired[terminal_id] = expired
         if writes:
             self.store.apply(writes)
-        return rows
+        return np.array(rows, dtype=np.float64).reshape(len(events), len(FEATURE_NAMES))
 
     def apply_labels(self, labels: Sequence[Label]) -> LabelResult:
         """Count each fraud label once in its terminal's day, from now on (label-known risk)."""
@@ -138,88 +154,126 @@ class FeatureEngine:
             self.store.apply(writes)
         return LabelResult(len(writes.marks), repeated, unmatched)
 
-    def terminal_features(self, counters: TerminalCounters, day: int) -> list[float]:
+
+class _TerminalDays:
+    """A terminal's day counters during one batch, with its features cached per day."""
+
+    def __init__(self, engine: FeatureEngine, counters: TerminalCounters) -> None:
+        self.counters = dict(counters)
+        self.delay = engine.label_delay_days
+        self.horizon = engine.terminal_horizon_days
+        self.cache: dict[int, list[float]] = {}
+
+    def features(self, day: int) -> list[float]:
         """Transactions over the last completed days, and the fraud share of the days that
         lie ``label_delay_days`` further back, counting only frauds already labelled."""
-        counts = [counters.get(f"{d}:n", 0) for d in range(day - self.terminal_horizon_days, day)]
-        frauds = [counters.get(f"{d}:f", 0) for d in range(day - self.terminal_horizon_days, day)]
-        recent = [float(sum(counts[-days:])) for days in TERMINAL_WINDOW_DAYS]
-        risks = []
-        end = len(counts) - self.label_delay_days
+        cached = self.cache.get(day)
+        if cached is not None:
+            return cached
+        get = self.counters.get
+        counts = [get(f"{d}:n", 0) for d in range(day - self.horizon, day)]
+        frauds = [get(f"{d}:f", 0) for d in range(day - self.horizon, day)]
+        end = len(counts) - self.delay
+        features = [float(sum(counts[-days:])) for days in TERMINAL_WINDOW_DAYS]
         for days in TERMINAL_WINDOW_DAYS:
             transactions = sum(counts[end - days : end])
-            risks.append(sum(frauds[end - days : end]) / transactions if transactions else 0.0)
-        return recent + risks
+            features.append(sum(frauds[end - days : end]) / transactions if transactions else 0.0)
+        self.cache[day] = features
+        return features
 
-    def _expire_terminal_days(
-        self, terminals: dict[str, TerminalCounters], writes: StateWrites
-    ) -> None:
-        for terminal_id in writes.terminal_increments:
-            counters = terminals[terminal_id]
-            newest = max(int(field.split(":")[0]) for field in counters)
-            expired = [f for f in counters if int(f.split(":")[0]) < newest - self.terminal_horizon_days]
-            if expired:
-                writes.terminal_expired[terminal_id] = expired
+    def count(self, day: int) -> None:
+        field = f"{day}:n"
+        self.counters[field] = self.counters.get(field, 0) + 1
+        for cached_day in [d for d in self.cache if d > day]:
+            del self.cache[cached_day]  # that day's window includes this one
 
-
-def card_features(event: FeatureInput, card: CardEvents) -> list[float]:
-    """The card's velocity, spend, novelty and travel features for ``event``."""
-    counts = [1] * len(_WINDOW_SECONDS)
-    sums = [event.amount] * len(_WINDOW_SECONDS)
-    terminals, countries = {event.terminal_id}, {event.country} - {None}
-    previous: list | None = None
-    previous_located: list | None = None
-    position = (event.ts, event.transaction_id)
-    for past in reversed(card):
-        if (past[0], past[1]) >= position:
-            continue  # later than this event, or this event itself (a replay)
-        age = event.ts - past[0]
-        if age >= CARD_HISTORY_SECONDS:
-            break
-        previous = previous or past
-        if previous_located is None and past[5] is not None:
-            previous_located = past
-        window = len(_WINDOW_SECONDS) - 1
-        while window >= 0 and age < _WINDOW_SECONDS[window]:
-            counts[window] += 1
-            sums[window] += past[2]
-            window -= 1
-        if age < SECONDS_PER_DAY:
-            terminals.add(past[3])
-            if past[4] is not None:
-                countries.add(past[4])
-    prior_count = counts[-1] - 1
-    prior_mean = (sums[-1] - event.amount) / prior_count if prior_count else event.amount
-    return [
-        event.amount,
-        *counts,
-        *sums,
-        *(sums[w] / counts[w] for w in _MEAN_WINDOWS),
-        event.amount / prior_mean,
-        event.ts - previous[0] if previous else NO_PREVIOUS_SECONDS,
-        len(terminals),
-        len(countries),
-        float(
-            previous is not None
-            and previous[4] is not None
-            and event.country is not None
-            and previous[4] != event.country
-        ),
-        _travel_speed_kmh(event, previous_located),
-    ]
+    def expired_fields(self) -> list[str]:
+        days = {field: int(field.split(":")[0]) for field in self.counters}
+        newest = max(days.values())
+        return [field for field, day in days.items() if day < newest - self.horizon]
 
 
-def _travel_speed_kmh(event: FeatureInput, previous: list | None) -> float:
-    if previous is None or event.latitude is None or event.longitude is None:
+class _CardHistory:
+    """A card's events as parallel columns sorted by (time, id), for bisecting windows."""
+
+    def __init__(self, columns: CardEvents) -> None:
+        self._bind(columns or {name: [] for name in CARD_COLUMNS})
+        self.owned = False  # the columns are the store's until the first change copies them
+
+    def _bind(self, columns: CardEvents) -> None:
+        self.columns = columns
+        self.times, self.ids, self.amounts = columns_of(columns, ("ts", "id", "amount"))
+        self.terminals, self.countries = columns_of(columns, ("terminal", "country"))
+        self.latitudes, self.longitudes = columns_of(columns, ("lat", "lon"))
+
+    def position(self, ts: float, transaction_id: str) -> int:
+        """How many events come strictly before (ts, transaction_id)."""
+        position = bisect_left(self.times, ts)
+        while (
+            position < len(self.times)
+            and self.times[position] == ts
+            and self.ids[position] < transaction_id
+        ):
+            position += 1
+        return position
+
+    def features(self, event: FeatureInput) -> list[float]:
+        """Velocity, spend, novelty and travel of the card, from the events strictly before
+        ``event`` (by time, then id) plus the event itself."""
+        ts, amount, times = event.ts, event.amount, self.times
+        position = self.position(ts, event.transaction_id)
+        counts, sums, starts = [], [], []
+        for seconds in _WINDOW_SECONDS:
+            start = bisect_right(times, ts - seconds, 0, position)
+            starts.append(start)
+            counts.append(position - start + 1)
+            # fsum: exactly rounded, so the sum does not depend on where the stored history
+            # happens to begin (batching differs between online and replay)
+            sums.append(fsum(self.amounts[start:position]) + amount)
+        history_start, day_start = starts[-1], starts[_ONE_DAY]
+        terminals = {event.terminal_id, *self.terminals[day_start:position]}
+        countries = {event.country, *self.countries[day_start:position]} - {None}
+        has_previous = position > history_start
+        previous_country = self.countries[position - 1] if has_previous else None
+        prior_count = counts[-1] - 1
+        prior_mean = (sums[-1] - amount) / prior_count if prior_count else amount
+        return [
+            amount,
+            *counts,
+            *sums,
+            *(sums[w] / counts[w] for w in _MEAN_WINDOWS),
+            amount / prior_mean,
+            ts - times[position - 1] if has_previous else NO_PREVIOUS_SECONDS,
+            len(terminals),
+            len(countries),
+            float(
+                previous_country is not None
+                and event.country is not None
+                and previous_country != event.country
+            ),
+            self._travel_speed_kmh(event, history_start, position),
+        ]
+
+    def _travel_speed_kmh(self, event: FeatureInput, history_start: int, position: int) -> float:
+        """Speed needed to get here from the card's previous located payment."""
+        if event.latitude is None or event.longitude is None:
+            return 0.0
+        for index in range(position - 1, history_start - 1, -1):
+            latitude = self.latitudes[index]
+            if latitude is not None:
+                hours = max((event.ts - self.times[index]) / 3600, _MIN_TRAVEL_HOURS)
+                distance = haversine_km(
+                    latitude, self.longitudes[index], event.latitude, event.longitude
+                )
+                return distance / hours
         return 0.0
-    hours = max((event.ts - previous[0]) / 3600, _MIN_TRAVEL_HOURS)
-    return haversine_km(previous[5], previous[6], event.latitude, event.longitude) / hours
 
-
-def _remember(card: CardEvents, event: FeatureInput) -> None:
-    insort(
-        card,
-        [
+    def remember(self, event: FeatureInput) -> None:
+        if not self.owned:
+            self._bind({name: list(values) for name, values in self.columns.items()})
+            self.owned = True
+        position = self.position(event.ts, event.transaction_id)
+        values = (
             event.ts,
             event.transaction_id,
             event.amount,
@@ -227,10 +281,15 @@ def _remember(card: CardEvents, event: FeatureInput) -> None:
             event.country,
             event.latitude,
             event.longitude,
-        ],
-    )
-    oldest_kept = card[-1][0] - CARD_HISTORY_SECONDS
-    drop = 0
-    while drop < len(card) and card[drop][0] <= oldest_kept:
-        drop += 1
-    del card[:drop]
+        )
+        for name, value in zip(CARD_COLUMNS, values, strict=True):
+            self.columns[name].insert(position, value)
+
+    def kept(self) -> CardEvents:
+        """The columns to store: events within the history window of the newest one."""
+        first_kept = bisect_right(self.times, self.times[-1] - CARD_HISTORY_SECONDS)
+        return {name: values[first_kept:] for name, values in self.columns.items()}
+
+
+def columns_of(columns: CardEvents, names: tuple[str, ...]) -> tuple[list, ...]:
+    return tuple(columns[name] for name in names)

@@ -48,7 +48,9 @@ class RedisFeatureStore:
         marks = next(results) if mark_keys else []
         card_values = next(results) if cards else []
         return Snapshot(
-            marks={key: value.decode() for key, value in zip(mark_keys, marks, strict=True) if value},
+            marks={
+                key: value.decode() for key, value in zip(mark_keys, marks, strict=True) if value
+            },
             cards={
                 card: orjson.loads(value)
                 for card, value in zip(cards, card_values, strict=True)

@@ -2,8 +2,8 @@
 Redis (online). Both hold exactly the same data, so online and offline features agree.
 
 State, per key:
-- card ``card_id``: the card's events of the last 30 days, ``[ts, transaction_id, amount,
-  terminal_id, country, latitude, longitude]`` lists sorted by (ts, transaction_id);
+- card ``card_id``: the card's events of the last 30 days as parallel columns (``ts``, ``id``,
+  ``amount``, ``terminal``, ``country``, ``lat``, ``lon``), sorted by (ts, id);
 - terminal ``terminal_id``: counters per day, ``"<day>:n"`` transactions and ``"<day>:f"``
   frauds known so far (incremented, never overwritten: terminals are shared by partitions);
 - marks ``tx:<id>`` -> ``"<terminal_id>|<day>"`` and ``label:<id>`` -> ``"1"``: what has been
@@ -12,13 +12,13 @@ State, per key:
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-CardEvents = list[list]  # [[ts, transaction_id, amount, terminal_id, country, lat, lon], ...]
+CARD_COLUMNS = ("ts", "id", "amount", "terminal", "country", "lat", "lon")
+CardEvents = dict[str, list]  # column name -> values, one per event
 TerminalCounters = dict[str, int]
 
 
@@ -57,7 +57,11 @@ class FeatureStore(Protocol):
 
 
 class InMemoryFeatureStore:
-    """The store for unit tests and offline replay; returns copies, as Redis would."""
+    """The store for unit tests and offline replay.
+
+    It hands out and keeps the engine's own lists without copying them: the engine copies a
+    card's columns before its first change and never touches what it has written.
+    """
 
     def __init__(self) -> None:
         self.marks: dict[str, str] = {}
@@ -69,12 +73,12 @@ class InMemoryFeatureStore:
     ) -> Snapshot:
         return Snapshot(
             marks={key: self.marks[key] for key in mark_keys if key in self.marks},
-            cards={card: copy.deepcopy(self.cards[card]) for card in card_ids if card in self.cards},
+            cards={card: self.cards[card] for card in card_ids if card in self.cards},
             terminals={t: dict(self.terminals[t]) for t in terminal_ids if t in self.terminals},
         )
 
     def apply(self, writes: StateWrites) -> None:
-        self.cards.update(copy.deepcopy(writes.cards))
+        self.cards.update(writes.cards)
         for terminal, increments in writes.terminal_increments.items():
             counters = self.terminals.setdefault(terminal, {})
             for field, delta in increments.items():

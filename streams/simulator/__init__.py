@@ -1,0 +1,1 @@
+"""The synthetic transaction stream: population, fraud scenarios, labels, drift, publishing."""
