@@ -71,7 +71,8 @@ def replay_schedule(
     """``(start, end, labels)`` steps: apply ``labels``, then process transactions
     ``start:end``. A label known at time L is applied before any transaction at L or later.
 
-    >>> tx = pd.DataFrame({"event_time": pd.to_datetime(["2026-01-01", "2026-01-02", "2026-01-03"], utc=True)})
+    >>> days = ["2026-01-01", "2026-01-02", "2026-01-03"]
+    >>> tx = pd.DataFrame({"event_time": pd.to_datetime(days, utc=True)})
     >>> lb = pd.DataFrame({"transaction_id": ["a"], "is_fraud": [True], "source": ["analyst"],
     ...                    "labelled_at": pd.to_datetime(["2026-01-02"], utc=True)})
     >>> [(s, e, len(l)) for s, e, l in replay_schedule(tx, lb)]

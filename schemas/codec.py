@@ -1,10 +1,10 @@
 """Bytes <-> schema objects, with errors a person can act on.
 
 >>> from schemas.transaction import Transaction
->>> decode(Transaction, b'{"transaction_id": "t1"}')
+>>> decode(Transaction, b'{"transaction_id": "t1", "card_id": "c1", "terminal_id": "x"}')
 Traceback (most recent call last):
 ...
-schemas.codec.DecodeError: event_time: Field required; card_id: Field required; terminal_id: Field required; amount: Field required
+schemas.codec.DecodeError: event_time: Field required; amount: Field required
 >>> decode(Transaction, b'not json')
 Traceback (most recent call last):
 ...

@@ -20,7 +20,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from schemas.iso import COUNTRIES, CURRENCIES
 from schemas.pan import looks_like_pan
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
 """A non-empty id of at most 64 characters without leading or trailing blanks."""

@@ -16,8 +16,15 @@ T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC).timestamp()  # a Monday, 10:00 UTC
 PARIS, BERLIN = (48.8566, 2.3522), (52.52, 13.405)
 
 
-def payment(tx: str, ts: float, amount: float, terminal: str = "term-A", country: str = "FR",
-            place: tuple[float, float] | None = PARIS, card: str = "card-1") -> FeatureInput:  # fmt: skip
+def payment(
+    tx: str,
+    ts: float,
+    amount: float,
+    terminal: str = "term-A",
+    country: str = "FR",
+    place: tuple[float, float] | None = PARIS,
+    card: str = "card-1",
+) -> FeatureInput:
     latitude, longitude = place if place else (None, None)
     return FeatureInput(
         tx, ts, card, terminal, amount, country, latitude, longitude, "card_present", "grocery"
