@@ -1,11 +1,39 @@
-"""The MLflow side of the model lifecycle: experiments, registered versions, the champion alias."""
+"""The MLflow side of the model lifecycle: runs, registered versions, the champion alias.
+
+MLflow is imported inside the functions: it takes seconds to import, and the modules that
+import this one (the CLI, the services) mostly do not need it.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import logging
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
+from scoring.features import FEATURE_NAMES
+from scoring.model import TrainedModel
+from scoring.serving import ModelScorer
+
+logger = logging.getLogger(__name__)
+
 CHAMPION = "champion"
+DEFAULT_MODEL_NAME = "fraud-detector"
+DEFAULT_EXPERIMENT = "fraudstream"
+REFERENCE_ROWS = 5_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Registered:
+    name: str
+    version: str
+    run_id: str
+    champion: bool  # whether this version got the champion alias
 
 
 def ensure_experiment(client: Any, name: str, artifact_root: Path) -> str:
@@ -28,3 +56,135 @@ def champion_uri(model_name: str) -> str:
     'models:/fraud-detector@champion'
     """
     return f"models:/{model_name}@{CHAMPION}"
+
+
+def champion_version(client: Any, model_name: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(model_name, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def log_training(
+    tracking_uri: str,
+    artifact_root: Path,
+    model_name: str,
+    params: dict[str, Any],
+    summary: dict[str, float],
+    results: list[Any],  # retraining.training.CandidateResult
+    best: Any,
+    reference_rows: np.ndarray,
+    experiment: str = DEFAULT_EXPERIMENT,
+) -> Registered:
+    """Log every candidate as a nested run, register the best; it becomes champion only if
+    there is none yet (replacing a champion is the promotion gate's job)."""
+    import mlflow
+    from mlflow.models import infer_signature
+    from mlflow.tracking import MlflowClient
+
+    from retraining.pyfunc import FraudModel
+
+    mlflow.set_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri)
+    experiment_id = ensure_experiment(client, experiment, artifact_root)
+    sample = pd.DataFrame(reference_rows[:50], columns=list(FEATURE_NAMES))
+    with mlflow.start_run(experiment_id=experiment_id, run_name="train") as parent:
+        mlflow.log_params({**params, "best_candidate": best.kind})
+        mlflow.log_metrics(summary)
+        mlflow.log_dict({"features": list(FEATURE_NAMES)}, "features.json")
+        model_uris = {}
+        for result in results:
+            with mlflow.start_run(experiment_id=experiment_id, run_name=result.kind, nested=True):
+                mlflow.log_params({"candidate": result.kind, **result.params})
+                mlflow.log_metrics({**result.metrics, "fit_seconds": result.fit_seconds})
+                signature = infer_signature(sample, result.model.predict_proba(sample.to_numpy()))
+                info = mlflow.pyfunc.log_model(
+                    name="model", python_model=FraudModel(result.model), signature=signature
+                )
+                model_uris[result.kind] = info.model_uri
+        mlflow.log_metrics({f"best_{name}": value for name, value in best.metrics.items()})
+        reference = pd.DataFrame(reference_rows, columns=list(FEATURE_NAMES))
+        reference["fraud_probability"] = best.model.predict_proba(reference_rows)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "reference.parquet"
+            reference.to_parquet(path, index=False)
+            mlflow.log_artifact(str(path), "reference")
+        mlflow.log_text(model_card(model_name, params, summary, results, best), "model_card.md")
+        run_id = parent.info.run_id
+
+    version = mlflow.register_model(model_uris[best.kind], model_name)
+    version_id = str(version.version)
+    client.set_model_version_tag(model_name, version_id, "candidate", best.kind)
+    client.set_model_version_tag(model_name, version_id, "training_run", run_id)
+    for name, value in best.metrics.items():
+        client.set_model_version_tag(model_name, version_id, name, f"{value:.6f}")
+    became_champion = champion_version(client, model_name) is None
+    if became_champion:
+        client.set_registered_model_alias(model_name, CHAMPION, version_id)
+    logger.info("registered %s version %s (champion: %s)", model_name, version_id, became_champion)
+    return Registered(model_name, version_id, run_id, became_champion)
+
+
+def load_version(tracking_uri: str, model_name: str, version: str) -> TrainedModel:
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    loaded = mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
+    return loaded.unwrap_python_model().model
+
+
+def load_scorer(tracking_uri: str, model_name: str, alias: str = CHAMPION) -> ModelScorer:
+    """The scorer for ``model_name@alias``, loaded by version number so that an alias moving
+    between the lookup and the load cannot mix two versions."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    version = str(client.get_model_version_by_alias(model_name, alias).version)
+    return ModelScorer(load_version(tracking_uri, model_name, version), model_name, version)
+
+
+def model_card(
+    model_name: str,
+    params: dict[str, Any],
+    summary: dict[str, float],
+    results: list[Any],
+    best: Any,
+) -> str:
+    rows = "\n".join(
+        "| "
+        + " | ".join([r.kind, *(f"{v:.4f}" for v in r.metrics.values()), f"{r.fit_seconds:.1f}"])
+        + " |"
+        for r in results
+    )
+    window = "\n".join(f"- {key}: {value}" for key, value in params.items())
+    return f"""# {model_name}: model card
+
+Chosen candidate: **{best.kind}** (highest average precision on the test window).
+
+## Data
+{window}
+- rows: {json.dumps(summary)}
+
+Training rows are labelled fraud only if their label was known when training happened (the
+start of the test window); test rows are judged by every label in the file.
+
+## Candidates on the time-ordered test window
+
+| candidate | AUC ROC | average precision | card precision@k per day | fit s |
+|---|---|---|---|---|
+{rows}
+
+## Features
+{", ".join(FEATURE_NAMES)}
+
+## Reason codes
+LightGBM: exact per-feature contributions (pred_contrib); logistic regression: coefficient x
+standardised value; random forest: importance x standardised distance from the training mean
+(a heuristic).
+
+## Limits
+Simulated or supplied history only; calendar features are in UTC; a label without
+`labelled_at` is taken as known `label_delay_days` after its transaction.
+"""

@@ -7,6 +7,9 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
 
 from streams.settings import Settings, SettingsError
 
@@ -26,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env(os.environ)
         return int(args.handler(settings, args))
-    except (SettingsError, RuntimeError) as error:
+    except (SettingsError, RuntimeError, ValueError) as error:
         # ServiceError, TopicMismatch and friends say what to do; a traceback would hide it
         print(f"fraudstream: {error}", file=sys.stderr)  # noqa: T201
         return 2
@@ -51,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     services.set_defaults(handler=_services)
 
+    _add_data_commands(commands)
+
     smoke = commands.add_parser(
         "smoke", help="records through Kafka and a Faust agent, counted back"
     )
@@ -64,6 +69,124 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_demo)
     return parser
+
+
+def _add_data_commands(commands: argparse._SubParsersAction) -> None:
+    simulate = commands.add_parser(
+        "simulate", help="synthetic transactions and late labels, to files or to Kafka"
+    )
+    simulate.add_argument("--out", type=Path, default=Path("data/simulated"), help="output folder")
+    simulate.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    simulate.add_argument("--days", type=int, default=60)
+    simulate.add_argument("--customers", type=int, default=2_000)
+    simulate.add_argument("--terminals", type=int, default=1_000)
+    simulate.add_argument("--seed", type=int, default=42)
+    simulate.add_argument("--start", type=_utc_time, default=None, help="first day (ISO 8601)")
+    simulate.add_argument("--drift-at", type=_utc_time, default=None, help="switch drift on here")
+    simulate.add_argument("--drift", default="amount,category,pattern", help="which drift kinds")
+    simulate.add_argument("--kafka", action="store_true", help="publish to Kafka instead of files")
+    simulate.add_argument("--rate", type=float, default=2_000.0, help="with --kafka: tx per second")
+    simulate.set_defaults(handler=_simulate)
+
+    train = commands.add_parser("train", help="train candidates, log to MLflow, register the best")
+    train.add_argument("--transactions", type=Path, required=True)
+    train.add_argument("--labels", type=Path, required=True)
+    for edge in ("train-start", "train-end", "test-start", "test-end"):
+        train.add_argument(f"--{edge}", type=_utc_time, default=None, help="ISO 8601 date or time")
+    train.add_argument("--k", type=int, default=100, help="cards checked per day (precision@k)")
+    train.add_argument("--seed", type=int, default=7)
+    train.set_defaults(handler=_train)
+
+    score = commands.add_parser("score", help="batch-score a transaction file (backtest)")
+    score.add_argument("--transactions", type=Path, required=True)
+    score.add_argument("--labels", type=Path, default=None)
+    score.add_argument("--out", type=Path, required=True, help=".csv or .parquet")
+    score.add_argument(
+        "--model", default=None, help="name@alias (default: <FRAUD_MODEL_NAME>@champion)"
+    )
+    score.add_argument("--k", type=int, default=100)
+    score.set_defaults(handler=_score)
+
+
+def _utc_time(text: str) -> pd.Timestamp:
+    moment = pd.Timestamp(text)
+    return moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
+
+
+def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.jobs import write_simulation
+    from streams.simulator.generator import SimulationConfig, simulate
+
+    config = SimulationConfig(
+        seed=args.seed,
+        days=args.days,
+        customers=args.customers,
+        terminals=args.terminals,
+        drift_at=args.drift_at.to_pydatetime() if args.drift_at is not None else None,
+        drift=frozenset(kind for kind in args.drift.split(",") if kind),
+        **({"start": args.start.to_pydatetime()} if args.start is not None else {}),
+    )
+    if args.kafka:
+        import asyncio
+
+        from streams.simulator.publish import publish
+
+        simulation = simulate(config)
+        result = asyncio.run(
+            publish(settings.kafka_bootstrap, simulation.transactions, simulation.labels, args.rate)
+        )
+        _say(
+            f"published {result.transactions} transactions and {result.labels} labels "
+            f"in {result.seconds:.1f}s ({result.transactions / result.seconds:.0f} tx/s)"
+        )
+        return 0
+    simulation = write_simulation(config, args.out, args.format)
+    frauds = int(simulation.truth["is_fraud"].sum())
+    share = frauds / max(len(simulation.transactions), 1)
+    _say(
+        f"wrote {len(simulation.transactions)} transactions ({frauds} frauds, {share:.2%}) "
+        f"and {len(simulation.labels)} labels to {args.out}/"
+    )
+    return 0
+
+
+def _train(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.jobs import train
+
+    edges = ("train_start", "train_end", "test_start", "test_end")
+    report = train(
+        settings,
+        args.transactions,
+        args.labels,
+        {edge: getattr(args, edge) for edge in edges},
+        k=args.k,
+        seed=args.seed,
+    )
+    window = report.window
+    _say(
+        f"window: train {window.train_start.date()}..{window.train_end.date()}, "
+        f"test {window.test_start.date()}..{window.test_end.date()}; {report.summary}"
+    )
+    for kind, metrics in report.metrics.items():
+        _say(f"  {kind:<20} " + "  ".join(f"{n}={v:.4f}" for n, v in metrics.items()))
+    role = "champion" if report.champion else "registered (champion unchanged)"
+    _say(f"best: {report.best} -> {settings.model_name} version {report.version}, {role}")
+    return 0
+
+
+def _score(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.jobs import score_file
+
+    model = args.model or f"{settings.model_name}@champion"
+    metrics = score_file(settings, args.transactions, args.labels, args.out, model, k=args.k)
+    _say(f"scored {args.transactions} -> {args.out}")
+    if metrics:
+        _say("  " + "  ".join(f"{n}={v:.4f}" for n, v in metrics.items()))
+    return 0
+
+
+def _say(line: str) -> None:
+    print(line)  # noqa: T201 - a command's output goes to stdout
 
 
 def _services(settings: Settings, args: argparse.Namespace) -> int:

@@ -46,6 +46,11 @@ class Settings:
     mlflow_tracking_uri_override: str | None = None
     mlflow_artifact_dir_override: Path | None = None
 
+    model_name: str = "fraud-detector"
+    label_delay_days: int = 7  # how long labels take: terminal risk looks this far back
+    review_threshold: float = 0.5
+    decline_threshold: float = 0.9
+
     @property
     def kafka_bootstrap(self) -> str:
         return self.kafka_bootstrap_override or f"{self.kafka_host}:{self.kafka_port}"
@@ -103,6 +108,11 @@ def _convert(key: str, raw: str, annotation: object) -> object:
             return int(raw)
         except ValueError:
             raise SettingsError(f"{key} must be a whole number, got {raw!r}") from None
+    if text == "float":
+        try:
+            return float(raw)
+        except ValueError:
+            raise SettingsError(f"{key} must be a number, got {raw!r}") from None
     if "Path" in text:
         return Path(raw).expanduser()
     return raw

@@ -10,6 +10,7 @@ and changes no state.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from math import fsum
@@ -44,6 +45,7 @@ _WINDOW_SECONDS = tuple(CARD_WINDOWS.values())
 _ONE_DAY = _WINDOW_SECONDS.index(SECONDS_PER_DAY)
 _MEAN_WINDOWS = tuple(list(CARD_WINDOWS).index(w) for w in ("1d", "7d", "30d"))
 _MIN_TRAVEL_HOURS = 1 / 60  # a minute: no speed from two swipes in the same second
+_EXPIRY_LOOKBACK_DAYS = 7
 
 
 class FeatureInput(NamedTuple):
@@ -100,6 +102,7 @@ class FeatureEngine:
         terminals: dict[str, _TerminalDays] = {}
         writes = StateWrites()
         rows = []
+        newest_day = 0
         for i, event in enumerate(events):
             card = cards.get(event.card_id) or cards.setdefault(event.card_id, _CardHistory({}))
             terminal = terminals.get(event.terminal_id)
@@ -121,12 +124,13 @@ class FeatureEngine:
             card.remember(event)
             writes.cards[event.card_id] = card.columns
             terminal.count(day)
+            newest_day = max(newest_day, day)
             writes.terminal_increments[event.terminal_id][f"{day}:n"] += 1
             writes.marks[keys[i]] = f"{event.terminal_id}|{day}"
         for card_id in writes.cards:
             writes.cards[card_id] = cards[card_id].kept()
         for terminal_id in writes.terminal_increments:
-            if expired := terminals[terminal_id].expired_fields():
+            if expired := terminals[terminal_id].expired_fields(newest_day):
                 writes.terminal_expired[terminal_id] = expired
         if writes:
             self.store.apply(writes)
@@ -170,9 +174,10 @@ class _TerminalDays:
         cached = self.cache.get(day)
         if cached is not None:
             return cached
+        count_keys, fraud_keys = _day_fields(day, self.horizon)
         get = self.counters.get
-        counts = [get(f"{d}:n", 0) for d in range(day - self.horizon, day)]
-        frauds = [get(f"{d}:f", 0) for d in range(day - self.horizon, day)]
+        counts = [get(key, 0) for key in count_keys]
+        frauds = [get(key, 0) for key in fraud_keys]
         end = len(counts) - self.delay
         features = [float(sum(counts[-days:])) for days in TERMINAL_WINDOW_DAYS]
         for days in TERMINAL_WINDOW_DAYS:
@@ -184,27 +189,38 @@ class _TerminalDays:
     def count(self, day: int) -> None:
         field = f"{day}:n"
         self.counters[field] = self.counters.get(field, 0) + 1
-        for cached_day in [d for d in self.cache if d > day]:
-            del self.cache[cached_day]  # that day's window includes this one
+        if len(self.cache) > 1 or day not in self.cache:
+            for cached_day in [d for d in self.cache if d > day]:
+                del self.cache[cached_day]  # that day's window includes this one
 
-    def expired_fields(self) -> list[str]:
-        days = {field: int(field.split(":")[0]) for field in self.counters}
-        newest = max(days.values())
-        return [field for field, day in days.items() if day < newest - self.horizon]
+    def expired_fields(self, newest_day: int) -> list[str]:
+        """Counters of days that fell out of the horizon. The week before its start is
+        checked, so a terminal idle for longer keeps a few stale fields until its TTL ends."""
+        first_kept = newest_day - self.horizon
+        return [
+            field
+            for old_day in range(first_kept - _EXPIRY_LOOKBACK_DAYS, first_kept)
+            for field in (f"{old_day}:n", f"{old_day}:f")
+            if field in self.counters
+        ]
+
+
+@functools.lru_cache(maxsize=64)
+def _day_fields(day: int, horizon: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The counter names of the ``horizon`` days before ``day``, oldest first."""
+    days = range(day - horizon, day)
+    return tuple(f"{d}:n" for d in days), tuple(f"{d}:f" for d in days)
 
 
 class _CardHistory:
     """A card's events as parallel columns sorted by (time, id), for bisecting windows."""
 
     def __init__(self, columns: CardEvents) -> None:
-        self._bind(columns or {name: [] for name in CARD_COLUMNS})
-        self.owned = False  # the columns are the store's until the first change copies them
-
-    def _bind(self, columns: CardEvents) -> None:
+        columns = columns or {name: [] for name in CARD_COLUMNS}
         self.columns = columns
-        self.times, self.ids, self.amounts = columns_of(columns, ("ts", "id", "amount"))
-        self.terminals, self.countries = columns_of(columns, ("terminal", "country"))
-        self.latitudes, self.longitudes = columns_of(columns, ("lat", "lon"))
+        self.times, self.ids, self.amounts = columns["ts"], columns["id"], columns["amount"]
+        self.terminals, self.countries = columns["terminal"], columns["country"]
+        self.latitudes, self.longitudes = columns["lat"], columns["lon"]
 
     def position(self, ts: float, transaction_id: str) -> int:
         """How many events come strictly before (ts, transaction_id)."""
@@ -269,9 +285,6 @@ class _CardHistory:
         return 0.0
 
     def remember(self, event: FeatureInput) -> None:
-        if not self.owned:
-            self._bind({name: list(values) for name, values in self.columns.items()})
-            self.owned = True
         position = self.position(event.ts, event.transaction_id)
         values = (
             event.ts,
@@ -286,10 +299,9 @@ class _CardHistory:
             self.columns[name].insert(position, value)
 
     def kept(self) -> CardEvents:
-        """The columns to store: events within the history window of the newest one."""
+        """The columns to store, cut to the history window of the newest event."""
         first_kept = bisect_right(self.times, self.times[-1] - CARD_HISTORY_SECONDS)
-        return {name: values[first_kept:] for name, values in self.columns.items()}
-
-
-def columns_of(columns: CardEvents, names: tuple[str, ...]) -> tuple[list, ...]:
-    return tuple(columns[name] for name in names)
+        if first_kept:
+            for values in self.columns.values():
+                del values[:first_kept]
+        return self.columns

@@ -48,7 +48,8 @@ class FeatureStore(Protocol):
     def read(
         self, mark_keys: Sequence[str], card_ids: Iterable[str], terminal_ids: Iterable[str]
     ) -> Snapshot:
-        """The marks that exist among ``mark_keys`` and the state of the cards and terminals."""
+        """The marks that exist among ``mark_keys`` and the state of the cards and terminals.
+        The caller may change the card columns it gets; ``apply`` is what stores them."""
         ...
 
     def apply(self, writes: StateWrites) -> None:
@@ -59,8 +60,8 @@ class FeatureStore(Protocol):
 class InMemoryFeatureStore:
     """The store for unit tests and offline replay.
 
-    It hands out and keeps the engine's own lists without copying them: the engine copies a
-    card's columns before its first change and never touches what it has written.
+    It hands out its own card columns without copying them (copies were most of the replay's
+    time), so unlike Redis it is not all-or-nothing if a batch fails half way.
     """
 
     def __init__(self) -> None:

@@ -86,7 +86,7 @@ def simulate(config: SimulationConfig) -> Simulation:
     ]
     if "pattern" in config.drift and config.drift_at is not None:
         extra.append(_new_pattern(rng, people, config, start, drift_ts))
-    frame = pd.concat([frame, *extra], ignore_index=True)
+    frame = pd.concat([frame, *(part for part in extra if len(part))], ignore_index=True)
     frame = frame[frame.ts < start + config.days * DAY].sort_values("ts", kind="stable")
     frame = frame.reset_index(drop=True)
     frame["transaction_id"] = [f"tx-{i:09d}" for i in range(len(frame))]

@@ -1,0 +1,64 @@
+"""From probabilities and contributions to decisions and reason codes, a batch at a time."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from schemas.scored import Decision, Reason
+
+TOP_REASONS = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Thresholds:
+    """Scores at or above ``review`` go to an analyst; at or above ``decline``, are declined.
+
+    >>> Thresholds(review=0.5, decline=0.9).decide(np.array([0.1, 0.5, 0.95])).tolist()
+    ['approve', 'review', 'decline']
+    """
+
+    review: float = 0.5
+    decline: float = 0.9
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.review <= self.decline <= 1.0:
+            raise ValueError("thresholds need 0 <= review <= decline <= 1")
+
+    def decide(self, probabilities: np.ndarray) -> np.ndarray:
+        decisions = np.full(len(probabilities), Decision.APPROVE.value, dtype=object)
+        decisions[probabilities >= self.review] = Decision.REVIEW.value
+        decisions[probabilities >= self.decline] = Decision.DECLINE.value
+        return decisions
+
+
+def reason_codes(
+    contributions: np.ndarray,
+    rows: np.ndarray,
+    feature_names: tuple[str, ...],
+    top: int = TOP_REASONS,
+) -> list[tuple[Reason, ...]]:
+    """For each row, the ``top`` features that pushed its score up most (positive pushes only).
+
+    >>> names = ("amount", "card_tx_count_10m", "hour_of_day")
+    >>> pushes, values = np.array([[0.2, 1.5, -0.3]]), np.array([[90.0, 7.0, 3.0]])
+    >>> [r.code for r in reason_codes(pushes, values, names)[0]]
+    ['CARD_TX_COUNT_10M', 'AMOUNT']
+    """
+    order = np.argsort(-contributions, axis=1)[:, :top]
+    reasons = []
+    for row_index, feature_indexes in enumerate(order):
+        reasons.append(
+            tuple(
+                Reason.model_construct(  # our own values: skipping validation saves ~8 us each
+                    code=feature_names[f].upper(),
+                    feature=feature_names[f],
+                    value=float(rows[row_index, f]),
+                    contribution=round(float(contributions[row_index, f]), 6),
+                )
+                for f in feature_indexes
+                if contributions[row_index, f] > 0
+            )
+        )
+    return reasons

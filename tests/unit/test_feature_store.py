@@ -1,0 +1,8 @@
+from __future__ import annotations
+
+from scoring.features import InMemoryFeatureStore
+from tests.feature_store_contract import check_feature_store_contract
+
+
+def test_in_memory_store_keeps_the_contract() -> None:
+    check_feature_store_contract(InMemoryFeatureStore())
