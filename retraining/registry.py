@@ -101,7 +101,10 @@ def log_training(
                 mlflow.log_metrics({**result.metrics, "fit_seconds": result.fit_seconds})
                 signature = infer_signature(sample, result.model.predict_proba(sample.to_numpy()))
                 info = mlflow.pyfunc.log_model(
-                    name="model", python_model=FraudModel(result.model), signature=signature
+                    name="model",
+                    python_model=FraudModel(result.model),
+                    signature=signature,
+                    input_example=sample.head(3),
                 )
                 model_uris[result.kind] = info.model_uri
         mlflow.log_metrics({f"best_{name}": value for name, value in best.metrics.items()})

@@ -24,8 +24,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if not args.verbose:
-        for chatty in ("faust", "mode", "aiokafka", "alembic", "mlflow"):
+        for chatty in ("faust", "mode", "aiokafka", "alembic"):
             logging.getLogger(chatty).setLevel(logging.WARNING)
+        # MLflow warns on every pyfunc it logs that pickled models run code when loaded:
+        # ours are our own, loaded from our own registry
+        logging.getLogger("mlflow").setLevel(logging.ERROR)
     try:
         settings = Settings.from_env(os.environ)
         return int(args.handler(settings, args))

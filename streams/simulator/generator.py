@@ -152,39 +152,48 @@ def _compromised_terminals(
 ) -> None:
     """A skimmed terminal: for one to two weeks, 30 % of its payments are fraudulent."""
     card_present = np.flatnonzero(~people.terminal_ecommerce)
+    rows_of = frame.groupby("terminal").indices
+    times, scenario = frame.ts.to_numpy(), frame.scenario.to_numpy()
     for day in range(config.days):
         for terminal in rng.choice(
             card_present, size=rng.poisson(config.per_day(config.compromised_terminals))
         ):
             begin = start + (day + 1) * DAY
             end = begin + rng.integers(7, 15) * DAY
-            hit = (
-                (frame.terminal.to_numpy() == terminal)
-                & (frame.ts.to_numpy() >= begin)
-                & (frame.ts.to_numpy() < end)
-            )
-            hit &= rng.random(len(frame)) < 0.3
-            frame.loc[hit & (frame.scenario == ""), "scenario"] = "compromised_terminal"
+            rows = rows_of.get(terminal, np.array([], dtype=int))
+            rows = rows[
+                (times[rows] >= begin) & (times[rows] < end) & (rng.random(len(rows)) < 0.3)
+            ]
+            rows = rows[scenario[rows] == ""]
+            scenario[rows] = "compromised_terminal"
+    frame["scenario"] = scenario
 
 
 def _compromised_cards(
     rng: np.random.Generator, frame: pd.DataFrame, config: SimulationConfig, start: float
 ) -> None:
     """A stolen card: for two weeks, a third of its payments are inflated fivefold."""
-    customers = frame.customer.to_numpy()
+    rows_of = frame.groupby("customer").indices
+    times, scenario, amount = (
+        frame.ts.to_numpy(),
+        frame.scenario.to_numpy(),
+        frame.amount.to_numpy(),
+    )
     for day in range(config.days):
         for customer in rng.choice(
             config.customers, size=rng.poisson(config.per_day(config.compromised_cards))
         ):
             begin = start + (day + 1) * DAY
-            hit = (
-                (customers == customer)
-                & (frame.ts.to_numpy() >= begin)
-                & (frame.ts.to_numpy() < begin + 14 * DAY)
-            )
-            hit &= (rng.random(len(frame)) < 1 / 3) & (frame.scenario == "").to_numpy()
-            frame.loc[hit, "amount"] *= 5
-            frame.loc[hit, "scenario"] = "compromised_card"
+            rows = rows_of.get(customer, np.array([], dtype=int))
+            rows = rows[
+                (times[rows] >= begin)
+                & (times[rows] < begin + 14 * DAY)
+                & (rng.random(len(rows)) < 1 / 3)
+            ]
+            rows = rows[scenario[rows] == ""]
+            amount[rows] *= 5
+            scenario[rows] = "compromised_card"
+    frame["scenario"], frame["amount"] = scenario, amount
 
 
 def _card_testing(
