@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from schemas.events import Label, LabelSource
 from scoring.features import FEATURE_NAMES, FeatureEngine, FeatureInput, InMemoryFeatureStore
@@ -52,16 +53,19 @@ def replay_features(
     labels: pd.DataFrame | None,
     label_delay_days: int,
     store: FeatureStore | None = None,
+    progress: bool = False,
 ) -> np.ndarray:
     """Feature rows for every transaction (same order), labels applied as they became known."""
     engine = FeatureEngine(store or InMemoryFeatureStore(), label_delay_days)
     inputs = feature_inputs(transactions)
     rows = np.empty((len(inputs), len(FEATURE_NAMES)), dtype=np.float64)
-    for start, end, label_batch in replay_schedule(transactions, labels):
-        if label_batch:
-            engine.apply_labels(label_batch)
-        if end > start:
-            rows[start:end] = engine.process(inputs[start:end])
+    with tqdm(total=len(inputs), unit="tx", desc="features", disable=not progress) as bar:
+        for start, end, label_batch in replay_schedule(transactions, labels):
+            if label_batch:
+                engine.apply_labels(label_batch)
+            if end > start:
+                rows[start:end] = engine.process(inputs[start:end])
+                bar.update(end - start)
     return rows
 
 

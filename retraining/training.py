@@ -92,9 +92,13 @@ class CandidateResult:
 
 
 def build_dataset(
-    transactions: pd.DataFrame, labels: pd.DataFrame, window: TrainingWindow, label_delay_days: int
+    transactions: pd.DataFrame,
+    labels: pd.DataFrame,
+    window: TrainingWindow,
+    label_delay_days: int,
+    progress: bool = False,
 ) -> Dataset:
-    features = replay_features(transactions, labels, label_delay_days)
+    features = replay_features(transactions, labels, label_delay_days, progress=progress)
     times = transactions["event_time"]
     train = ((times >= window.train_start) & (times < window.train_end)).to_numpy()
     test = ((times >= window.test_start) & (times < window.test_end)).to_numpy()

@@ -48,6 +48,7 @@ def train(
     window_overrides: dict[str, pd.Timestamp | None],
     k: int = 100,
     seed: int = 7,
+    progress: bool = False,
 ) -> TrainReport:
     from retraining.registry import log_training
 
@@ -59,7 +60,9 @@ def train(
     window = dataclasses.replace(
         default, **{k: v for k, v in window_overrides.items() if v is not None}
     )
-    dataset = build_dataset(transactions, labels, window, settings.label_delay_days)
+    dataset = build_dataset(
+        transactions, labels, window, settings.label_delay_days, progress=progress
+    )
     results = train_candidates(dataset, seed=seed, k=k)
     best = best_of(results)
     train_rows = dataset.features[dataset.train]
@@ -110,13 +113,14 @@ def score_file(
     out_file: Path,
     model: str,
     k: int = 100,
+    progress: bool = False,
 ) -> dict[str, float]:
     """Backtest: the stream's features and model over a file; metrics when labels are given."""
     transactions = read_transactions(transactions_file)
     labels = (
         read_labels(labels_file, transactions, settings.label_delay_days) if labels_file else None
     )
-    rows = replay_features(transactions, labels, settings.label_delay_days)
+    rows = replay_features(transactions, labels, settings.label_delay_days, progress=progress)
     scorer = load_scorer_or_fallback(settings, model)
     thresholds = Thresholds(settings.review_threshold, settings.decline_threshold)
     scores, reasons = [], []

@@ -34,6 +34,8 @@ async def publish(
     rate: float,
     progress: bool = True,
     chunk: int = 500,
+    transactions_topic: str = TRANSACTIONS.name,
+    labels_topic: str = LABELS.name,
 ) -> PublishResult:
     """Send every transaction (key: card id) and label (key: transaction id) in time order."""
     producer = AIOKafkaProducer(
@@ -54,12 +56,12 @@ async def publish(
             while sent_labels < len(label_list) and label_times[sent_labels] <= horizon:
                 label = label_list[sent_labels]
                 await producer.send(
-                    LABELS.name, key=label.transaction_id.encode(), value=encode(label)
+                    labels_topic, key=label.transaction_id.encode(), value=encode(label)
                 )
                 sent_labels += 1
             for record in batch:
                 await producer.send(
-                    TRANSACTIONS.name, key=record.card_id.encode(), value=encode(record)
+                    transactions_topic, key=record.card_id.encode(), value=encode(record)
                 )
             bar.update(len(batch))
             # hold the target rate: sleep until this chunk is due
