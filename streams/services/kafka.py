@@ -22,6 +22,7 @@ from streams.services.process import (
     ServiceError,
     ServiceStatus,
     port_open,
+    run_or_fail,
     wait_until,
 )
 from streams.settings import Settings
@@ -164,7 +165,7 @@ class LocalKafka:
         self.libs_dir.mkdir(parents=True, exist_ok=True)
         logger.info("fetching Kafka %s jars into %s", self.settings.kafka_version, self.libs_dir)
         with resources.as_file(resources.files(__package__) / "resources" / "kafka-pom.xml") as pom:
-            result = subprocess.run(
+            run_or_fail(
                 [
                     mvn, "-q", "-B", "-f", str(pom),
                     "dependency:copy-dependencies",
@@ -172,12 +173,8 @@ class LocalKafka:
                     f"-DoutputDirectory={self.libs_dir.absolute()}",
                     "-DincludeScope=runtime",
                 ],
-                capture_output=True,
-                text=True,
-                check=False,
+                "Maven could not fetch Kafka's jars",
             )  # fmt: skip
-        if result.returncode != 0:
-            raise ServiceError(f"Maven could not fetch Kafka's jars:\n{result.stdout[-2000:]}")
         marker.touch()
 
     def _write_config(self) -> None:
@@ -190,7 +187,7 @@ class LocalKafka:
         if (self.settings.kafka_data_dir / "meta.properties").exists():
             return
         self.settings.kafka_data_dir.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run(
+        run_or_fail(
             [
                 java, "-cp", f"{self.libs_dir.absolute()}/*",
                 f"-Dlog4j2.configurationFile={self.config_dir.absolute() / 'log4j2.yaml'}",
@@ -198,12 +195,8 @@ class LocalKafka:
                 "--cluster-id", random_cluster_id(),
                 "--config", str(self.config_dir.absolute() / "server.properties"),
             ],
-            capture_output=True,
-            text=True,
-            check=False,
+            "formatting Kafka storage failed",
         )  # fmt: skip
-        if result.returncode != 0:
-            raise ServiceError(f"formatting Kafka storage failed:\n{result.stdout[-2000:]}")
 
     def _wait_ready(self) -> None:
         host, port = self.settings.kafka_host, self.settings.kafka_port

@@ -111,6 +111,14 @@ def wait_until(
     raise ServiceError(f"{what} not ready after {timeout:.0f}s:\n{process.log_tail()}")
 
 
+def run_or_fail(command: Sequence[str], failure: str) -> None:
+    """Run a set-up command to completion; on failure raise ``failure`` with its output's end."""
+    result = subprocess.run(list(command), capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr)[-2000:]
+        raise ServiceError(f"{failure}:\n{output}")
+
+
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
         return True

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import subprocess
 
 from streams.services.process import (
     ManagedProcess,
     ServiceError,
     ServiceStatus,
     port_open,
+    run_or_fail,
     wait_until,
 )
 from streams.settings import Settings
@@ -90,14 +90,12 @@ def _require_redis_server() -> str:
         return server
     if os.geteuid() == 0 and shutil.which("apt-get"):
         logger.info("redis-server is missing: installing it from the Debian packages")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for command in (
-            ["apt-get", "update", "-qq"],
-            ["apt-get", "install", "-y", "-qq", "redis-server"],
-        ):
-            result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-            if result.returncode != 0:
-                raise ServiceError(f"{' '.join(command)} failed:\n{result.stderr[-1500:]}")
+        quiet = ["env", "DEBIAN_FRONTEND=noninteractive"]
+        run_or_fail([*quiet, "apt-get", "update", "-qq"], "apt-get update failed")
+        run_or_fail(
+            [*quiet, "apt-get", "install", "-y", "-qq", "redis-server"],
+            "apt-get install redis-server failed",
+        )
         server = shutil.which("redis-server")
     if server is None:
         raise ServiceError("Redis is missing: install redis-server (apt-get install redis-server)")
