@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_data_commands(commands)
 
+    worker = commands.add_parser("worker", help="the stream agents: scoring, model updates, labels")
+    worker.set_defaults(handler=_worker)
+
     smoke = commands.add_parser(
         "smoke", help="records through Kafka and a Faust agent, counted back"
     )
@@ -135,8 +138,10 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     if args.kafka:
         import asyncio
 
+        from streams.app import create_topics
         from streams.simulator.publish import publish
 
+        asyncio.run(create_topics(settings))
         simulation = simulate(config)
         result = asyncio.run(
             publish(settings.kafka_bootstrap, simulation.transactions, simulation.labels, args.rate)
@@ -197,6 +202,28 @@ def _score(settings: Settings, args: argparse.Namespace) -> int:
     _say(f"scored {args.transactions} -> {args.out}")
     if metrics:
         _say("  " + "  ".join(f"{n}={v:.4f}" for n, v in metrics.items()))
+    return 0
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    import faust
+
+    from streams.app import build_app, create_topics, make_parts
+
+    created = asyncio.run(create_topics(settings))
+    if created:
+        logger.info("created topics %s", ", ".join(created))
+    parts = make_parts(settings)
+    model = parts.models.current()
+    logger.info(
+        "serving %s/%s%s", model.name, model.version, " (rules fallback)" if model.fallback else ""
+    )
+    app = build_app(settings, parts)
+    faust.Worker(
+        app, loglevel="WARNING" if not args.verbose else "INFO", quiet=True
+    ).execute_from_commandline()
     return 0
 
 

@@ -6,12 +6,15 @@ partition count than a table's changelog, so every topic is made here before age
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 logger = logging.getLogger(__name__)
+
+TOPIC_ALREADY_EXISTS = 36
 
 
 class TopicMismatch(RuntimeError):
@@ -34,19 +37,34 @@ async def ensure_topics(bootstrap: str, partitions: Mapping[str, int]) -> list[s
                     f"topic {name} has {count} partitions, {partitions[name]} configured"
                 )
         missing = [name for name in partitions if name not in existing]
+        created = []
         if missing:
             new_topics = [
                 NewTopic(name, partitions[name], replication_factor=1) for name in missing
             ]
             response = (await admin.create_topics(new_topics)).to_object()
             for result in response.get("topic_errors", response.get("topics", [])):
-                # 36 = TOPIC_ALREADY_EXISTS: another worker made it between our look and create
-                if result["error_code"] not in (0, 36):
-                    raise TopicMismatch(f"could not create topic {result['topic']}: {result}")
-            logger.info("created topics %s", missing)
-        return missing
+                name, code = result.get("topic", result.get("name")), result["error_code"]
+                if code == 0:
+                    created.append(name)
+                elif code != TOPIC_ALREADY_EXISTS:  # someone else made it since we looked
+                    raise TopicMismatch(f"could not create topic {name}: {result}")
+            await _until_visible(admin, missing)
+            logger.info("created topics %s", created)
+        return created
     finally:
         await admin.close()
+
+
+async def _until_visible(
+    admin: AIOKafkaAdminClient, names: list[str], timeout: float = 30.0
+) -> None:
+    """Wait until the broker's metadata lists the topics (it lags the controller briefly)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not set(names) <= set(await _partition_counts(admin)):
+        if asyncio.get_running_loop().time() > deadline:
+            raise TopicMismatch(f"topics {names} not visible {timeout:.0f}s after creation")
+        await asyncio.sleep(0.1)
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient) -> dict[str, int]:

@@ -46,10 +46,26 @@ class Settings:
     mlflow_tracking_uri_override: str | None = None
     mlflow_artifact_dir_override: Path | None = None
 
+    app_id: str = "fraudstream"  # the Faust app and its consumer group: workers share it
+    topic_prefix: str = ""  # prepended to every topic name (isolates tests, tenants)
+    partitions: int = 6
+    batch_size: int = 500  # transactions scored together
+    batch_within: float = 0.05  # seconds to wait for a batch to fill
+    broker_session_timeout: float = 10.0
+    broker_heartbeat_interval: float = 1.0
+    broker_rebalance_timeout: float = 10.0
+
     model_name: str = "fraud-detector"
     label_delay_days: int = 7  # how long labels take: terminal risk looks this far back
     review_threshold: float = 0.5
     decline_threshold: float = 0.9
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def model_cache_file(self) -> Path:
+        return self.home / "models" / f"{self.app_id}-{self.model_name}.pkl"
 
     @property
     def kafka_bootstrap(self) -> str:

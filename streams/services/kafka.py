@@ -61,7 +61,9 @@ def server_properties(settings: Settings) -> str:
         "share.coordinator.state.topic.replication.factor": "1",
         "share.coordinator.state.topic.min.isr": "1",
         "group.initial.rebalance.delay.ms": "0",
-        "auto.create.topics.enable": "true",
+        # every topic is created up front with its partition count: an auto-created
+        # 1-partition topic would break the Faust app (PartitionsMismatch)
+        "auto.create.topics.enable": "false",
     }
     return "".join(f"{key}={value}\n" for key, value in lines.items())
 

@@ -1,0 +1,151 @@
+"""The Faust app: scoring, model-update and label agents, built from settings at start.
+
+Nothing connects at import: ``build_app`` takes ready ``WorkerParts`` (Redis client, feature
+engine, model holder), made by ``make_parts`` in the worker's entry point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from datetime import UTC, datetime
+
+import faust
+import redis
+
+from schemas.codec import DecodeError, decode, encode
+from schemas.events import Label, ModelUpdate
+from schemas.topics import ALL_TOPICS, DEAD_LETTERS, LABELS, MODEL_UPDATES, SCORED, TRANSACTIONS
+from scoring.decision import Thresholds
+from scoring.features import FeatureEngine
+from scoring.features.redis_store import RedisFeatureStore
+from scoring.model_holder import ModelHolder
+from scoring.pipeline import InboundMessage, ScoringPipeline
+from streams.kafka_admin import ensure_topics
+from streams.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+
+
+@dataclasses.dataclass
+class WorkerParts:
+    redis: redis.Redis
+    engine: FeatureEngine
+    models: ModelHolder
+    pipeline: ScoringPipeline
+
+
+def make_parts(settings: Settings) -> WorkerParts:
+    """Connect to Redis and load the champion (cached locally; rules if neither works)."""
+    from retraining.registry import load_scorer, load_version
+    from scoring.serving import ModelScorer, Scorer
+
+    def load(version: str | None) -> Scorer:
+        if version is None:
+            return load_scorer(settings.mlflow_tracking_uri, settings.model_name)
+        model = load_version(settings.mlflow_tracking_uri, settings.model_name, version)
+        return ModelScorer(model, settings.model_name, version)
+
+    client = redis.Redis.from_url(settings.redis_url)
+    engine = FeatureEngine(
+        RedisFeatureStore(client, prefix=f"{settings.topic_prefix}fs"), settings.label_delay_days
+    )
+    models = ModelHolder(load, settings.model_cache_file)
+    models.refresh()
+    thresholds = Thresholds(settings.review_threshold, settings.decline_threshold)
+    return WorkerParts(client, engine, models, ScoringPipeline(engine, models.current, thresholds))
+
+
+async def create_topics(settings: Settings) -> list[str]:
+    """Every topic with its partition count, and Faust's leader-election topic (one
+    partition), before any worker or producer touches them: the broker auto-creates none."""
+    partitions = {settings.topic(spec.name): settings.partitions for spec in ALL_TOPICS}
+    partitions[f"{settings.app_id}-__assignor-__leader"] = 1
+    return await ensure_topics(settings.kafka_bootstrap, partitions)
+
+
+def build_app(settings: Settings, parts: WorkerParts) -> faust.App:
+    (settings.home / "faust").mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        web_enabled=False,
+        topic_partitions=settings.partitions,
+        topic_allow_declare=False,  # made up front by create_topics, with fixed partitions
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_session_timeout=settings.broker_session_timeout,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval,
+        broker_rebalance_timeout=settings.broker_rebalance_timeout,
+        datadir=str(settings.home / "faust" / settings.app_id),
+    )
+
+    def topic(name: str) -> faust.TopicT:
+        return app.topic(
+            settings.topic(name),
+            value_serializer="raw",
+            key_serializer="raw",
+            partitions=settings.partitions,
+        )
+
+    transactions, scored, dead_letters = (
+        topic(TRANSACTIONS.name),
+        topic(SCORED.name),
+        topic(DEAD_LETTERS.name),
+    )
+
+    @app.agent(transactions, name="score")
+    async def score(stream: faust.StreamT) -> None:
+        # take_events is on faust's Stream, not on its StreamT protocol
+        batches = stream.take_events(settings.batch_size, within=settings.batch_within)  # type: ignore[attr-defined]
+        async for events in batches:
+            messages = [
+                InboundMessage(
+                    event.message.value or b"",
+                    event.message.topic,
+                    event.message.partition,
+                    event.message.offset,
+                    datetime.fromtimestamp(event.message.timestamp, UTC),
+                )
+                for event in events
+            ]
+            result = parts.pipeline.score_batch(messages)
+            for scored_transaction in result.scored:
+                await scored.send(
+                    key=scored_transaction.transaction.card_id.encode(),
+                    value=encode(scored_transaction),
+                )
+            for letter in result.dead_letters:
+                origin = f"{letter.origin_topic}[{letter.origin_partition}]@{letter.origin_offset}"
+                logger.warning("dead letter %s: %s", origin, letter.error)
+                await dead_letters.send(value=encode(letter))
+
+    @app.agent(topic(MODEL_UPDATES.name), name="model-updates")
+    async def model_updates(stream: faust.StreamT) -> None:
+        async for raw in stream:
+            try:
+                update = decode(ModelUpdate, raw)
+            except DecodeError as error:
+                logger.warning("ignored a malformed model update: %s", error)
+                continue
+            if update.model_name == settings.model_name and update.alias == CHAMPION:
+                # loading takes seconds: off the event loop, so scoring goes on meanwhile
+                await asyncio.to_thread(parts.models.refresh, update.version)
+
+    @app.agent(topic(LABELS.name), name="labels")
+    async def labels(stream: faust.StreamT) -> None:
+        async for batch in stream.take(settings.batch_size, within=1.0):
+            good = []
+            for raw in batch:
+                try:
+                    good.append(decode(Label, raw))
+                except DecodeError as error:
+                    logger.warning("ignored a malformed label: %s", error)
+            if good:
+                parts.engine.apply_labels(good)
+
+    return app

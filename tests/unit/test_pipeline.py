@@ -1,0 +1,91 @@
+"""The scoring path from raw messages to scored transactions and dead letters, no broker."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import numpy as np
+
+from schemas.codec import decode, encode
+from schemas.events import DeadLetter
+from schemas.scored import ScoredTransaction
+from scoring.decision import Thresholds
+from scoring.features import FeatureEngine, InMemoryFeatureStore
+from scoring.pipeline import InboundMessage, ScoringPipeline
+from scoring.serving import RulesFallback, ScoreBatch
+
+NOW = datetime(2026, 3, 1, 12, 0, 5, tzinfo=UTC)
+
+
+def message(offset: int, **fields: object) -> InboundMessage:
+    body = {
+        "transaction_id": f"tx-{offset}",
+        "event_time": "2026-03-01T12:00:00Z",
+        "card_id": "card-1",
+        "terminal_id": "term-1",
+        "amount": 10.0 + offset,
+        **fields,
+    }
+    return InboundMessage(json.dumps(body).encode(), "transactions", 3, offset, NOW)
+
+
+def pipeline(scorer: object = None) -> ScoringPipeline:
+    chosen = scorer or RulesFallback()
+    return ScoringPipeline(
+        FeatureEngine(InMemoryFeatureStore()), lambda: chosen, Thresholds(0.3, 0.9), lambda: NOW
+    )
+
+
+def test_valid_messages_are_scored_in_order_and_bad_ones_become_dead_letters() -> None:
+    batch = [
+        message(0),
+        InboundMessage(b"{not json", "transactions", 3, 1, NOW),
+        message(2, card_id="4111111111111111"),
+        message(3, amount=-5),
+        message(4),
+    ]
+
+    result = pipeline().score_batch(batch)
+
+    assert [s.transaction.transaction_id for s in result.scored] == ["tx-0", "tx-4"]
+    assert [(d.origin_offset, d.error.split(":")[0]) for d in result.dead_letters] == [
+        (1, "invalid JSON"),
+        (2, "card_id"),
+        (3, "amount"),
+    ]
+    assert all(
+        d.origin_topic == "transactions" and d.origin_partition == 3 for d in result.dead_letters
+    )
+    assert b"4111111111111111" not in encode(result.dead_letters[1])
+    assert b"************1111" in decode(DeadLetter, encode(result.dead_letters[1])).raw
+
+
+def test_scored_output_carries_model_features_and_times_and_round_trips() -> None:
+    (scored,) = pipeline().score_batch([message(0)]).scored
+
+    assert (scored.model_name, scored.model_version, scored.fallback) == ("rules", "fallback", True)
+    assert scored.decision == "approve" and scored.fraud_probability == 0.01
+    assert scored.features["amount"] == 10.0 and len(scored.features) == 32
+    assert (scored.ingest_time, scored.scored_time) == (NOW, NOW)
+    assert decode(ScoredTransaction, encode(scored)) == scored
+
+
+class NaNModel:
+    name, version, fallback = "broken", "9", False
+
+    def score(self, rows: np.ndarray) -> ScoreBatch:
+        return ScoreBatch(np.full(len(rows), np.nan), [() for _ in rows])
+
+
+def test_a_model_answering_nan_is_replaced_by_the_rules_for_that_batch() -> None:
+    result = pipeline(NaNModel()).score_batch([message(0), message(1)])
+
+    assert {(s.model_name, s.fallback) for s in result.scored} == {("rules", True)}
+
+
+def test_a_batch_of_only_bad_messages_scores_nothing_and_loses_nothing() -> None:
+    result = pipeline().score_batch([InboundMessage(b"", "transactions", 0, 7, NOW)])
+
+    assert (len(result.scored), len(result.dead_letters)) == (0, 1)
+    assert result.dead_letters[0].error.startswith("invalid JSON")
