@@ -10,24 +10,29 @@ import asyncio
 import dataclasses
 import logging
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import faust
 import redis
 
 from schemas.codec import DecodeError, decode, encode
 from schemas.events import Label, ModelUpdate
+from schemas.scored import ScoredTransaction
 from schemas.topics import ALL_TOPICS, DEAD_LETTERS, LABELS, MODEL_UPDATES, SCORED, TRANSACTIONS
 from scoring.decision import Thresholds
 from scoring.features import FeatureEngine
 from scoring.features.redis_store import RedisFeatureStore
 from scoring.model_holder import ModelHolder
-from scoring.pipeline import InboundMessage, ScoringPipeline
+from scoring.pipeline import InboundMessage, ScoringPipeline, utc_now
 from streams.kafka_admin import ensure_topics
+from streams.metrics import WorkerMetrics
 from streams.settings import Settings
+from streams.training_store import TrainingStore
 
 logger = logging.getLogger(__name__)
 
 CHAMPION = "champion"
+T = TypeVar("T")
 
 
 @dataclasses.dataclass
@@ -36,6 +41,8 @@ class WorkerParts:
     engine: FeatureEngine
     models: ModelHolder
     pipeline: ScoringPipeline
+    store: TrainingStore
+    metrics: WorkerMetrics
 
 
 def make_parts(settings: Settings) -> WorkerParts:
@@ -56,7 +63,17 @@ def make_parts(settings: Settings) -> WorkerParts:
     models = ModelHolder(load, settings.model_cache_file)
     models.refresh()
     thresholds = Thresholds(settings.review_threshold, settings.decline_threshold)
-    return WorkerParts(client, engine, models, ScoringPipeline(engine, models.current, thresholds))
+    metrics = WorkerMetrics()
+    served = models.current()
+    metrics.serving(served.name, served.version)
+    return WorkerParts(
+        client,
+        engine,
+        models,
+        ScoringPipeline(engine, models.current, thresholds),
+        TrainingStore(settings.training_store_url),
+        metrics,
+    )
 
 
 async def create_topics(settings: Settings) -> list[str]:
@@ -114,6 +131,7 @@ def build_app(settings: Settings, parts: WorkerParts) -> faust.App:
                 for event in events
             ]
             result = parts.pipeline.score_batch(messages)
+            parts.metrics.observe_batch(result.scored, len(result.dead_letters), utc_now())
             for scored_transaction in result.scored:
                 await scored.send(
                     key=scored_transaction.transaction.card_id.encode(),
@@ -134,18 +152,56 @@ def build_app(settings: Settings, parts: WorkerParts) -> faust.App:
                 continue
             if update.model_name == settings.model_name and update.alias == CHAMPION:
                 # loading takes seconds: off the event loop, so scoring goes on meanwhile
-                await asyncio.to_thread(parts.models.refresh, update.version)
+                served = await asyncio.to_thread(parts.models.refresh, update.version)
+                parts.metrics.serving(served.name, served.version)
 
     @app.agent(topic(LABELS.name), name="labels")
     async def labels(stream: faust.StreamT) -> None:
-        async for batch in stream.take(settings.batch_size, within=1.0):
-            good = []
-            for raw in batch:
-                try:
-                    good.append(decode(Label, raw))
-                except DecodeError as error:
-                    logger.warning("ignored a malformed label: %s", error)
+        batches = stream.take_events(settings.batch_size, within=1.0)  # type: ignore[attr-defined]
+        async for events in batches:
+            decoded = [(event, _label_or_none(event)) for event in events]
+            good = [label for _, label in decoded if label is not None]
             if good:
                 parts.engine.apply_labels(good)
+                parts.metrics.labels.inc(len(good))
+            for origin, part in _by_partition(decoded):
+                found = [label for label in part if label is not None]
+                written = await asyncio.to_thread(parts.store.write_labels, found, origin)
+                parts.metrics.training_rows.labels("labels").inc(written)
+
+    # The training store's sink: large batches, written before they are acknowledged, so a
+    # crash replays (and rewrites) a batch instead of losing it.
+    @app.agent(topic(SCORED.name), name="training-store")
+    async def training_store(stream: faust.StreamT) -> None:
+        batches = stream.take_events(5_000, within=5.0)  # type: ignore[attr-defined]
+        async for events in batches:
+            decoded = [(event, decode(ScoredTransaction, event.message.value)) for event in events]
+            for origin, rows in _by_partition(decoded):
+                written = await asyncio.to_thread(parts.store.write_scored, rows, origin)
+                parts.metrics.training_rows.labels("scored").inc(written)
 
     return app
+
+
+def _label_or_none(event: faust.EventT) -> Label | None:
+    try:
+        return decode(Label, event.message.value or b"")
+    except DecodeError as error:
+        logger.warning("ignored a malformed label: %s", error)
+        return None
+
+
+def _by_partition(pairs: list[tuple[faust.EventT, T]]) -> list[tuple[str, list[T]]]:
+    """A batch's items split by partition, each part named ``topic-partition-first-last``:
+    within a partition those offsets say exactly which messages a training-store file holds,
+    so a rewrite after a crash replaces the file and never clobbers another batch's."""
+    groups: dict[tuple[str, int], list[tuple[faust.EventT, T]]] = {}
+    for event, item in pairs:
+        groups.setdefault((event.message.topic, event.message.partition), []).append((event, item))
+    return [
+        (
+            f"{topic}-{partition}-{part[0][0].message.offset}-{part[-1][0].message.offset}",
+            [i for _, i in part],
+        )
+        for (topic, partition), part in groups.items()
+    ]

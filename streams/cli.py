@@ -216,6 +216,10 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     if created:
         logger.info("created topics %s", ", ".join(created))
     parts = make_parts(settings)
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, addr="127.0.0.1", registry=parts.metrics.registry)
     model = parts.models.current()
     logger.info(
         "serving %s/%s%s", model.name, model.version, " (rules fallback)" if model.fallback else ""

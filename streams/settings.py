@@ -55,6 +55,11 @@ class Settings:
     broker_heartbeat_interval: float = 1.0
     broker_rebalance_timeout: float = 10.0
 
+    metrics_port: int = 9464  # Prometheus metrics of a worker; 0 turns the endpoint off
+    training_store: str | None = (
+        None  # a directory or fsspec URL; default $FRAUD_HOME/training-store
+    )
+
     model_name: str = "fraud-detector"
     label_delay_days: int = 7  # how long labels take: terminal risk looks this far back
     review_threshold: float = 0.5
@@ -62,6 +67,10 @@ class Settings:
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
+
+    @property
+    def training_store_url(self) -> str:
+        return self.training_store or str((self.home / "training-store").absolute())
 
     @property
     def model_cache_file(self) -> Path:

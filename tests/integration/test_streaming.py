@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from mlflow.tracking import MlflowClient
 
@@ -110,7 +111,7 @@ def test_every_valid_transaction_is_scored_once_and_every_bad_one_is_a_dead_lett
     settings = isolated(services, tmp_path)
     valid = records(seed=1, count=400)
 
-    async def run() -> tuple[list[bytes], list[bytes]]:
+    async def run() -> tuple[list[bytes], list[bytes], WorkerParts, pd.DataFrame]:
         await create_topics(settings)
         parts = make_parts(settings)  # no model registered under this name: the rules
         async with (
@@ -120,9 +121,15 @@ def test_every_valid_transaction_is_scored_once_and_every_bad_one_is_a_dead_lett
         ):
             mixed = valid[:200] + [(None, bad) for bad in MALFORMED] + valid[200:]
             await send(settings, TRANSACTIONS.name, mixed)
-            return await scored.read(len(valid)), await dead.read(len(MALFORMED))
+            scored_raw, dead_raw = await scored.read(len(valid)), await dead.read(len(MALFORMED))
+            stored = pd.DataFrame()
+            deadline = time.monotonic() + 60  # the training-store sink flushes every 5 s
+            while len(stored) < len(valid) and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+                stored = parts.store.read_scored()
+            return scored_raw, dead_raw, parts, stored
 
-    scored_raw, dead_raw = asyncio.run(run())
+    scored_raw, dead_raw, parts, stored = asyncio.run(run())
     scored = [decode(ScoredTransaction, raw) for raw in scored_raw]
     dead = [decode(DeadLetter, raw) for raw in dead_raw]
 
@@ -134,6 +141,16 @@ def test_every_valid_transaction_is_scored_once_and_every_bad_one_is_a_dead_lett
     assert len({(d.origin_partition, d.origin_offset) for d in dead}) == len(MALFORMED)
     assert all(b"4111111111111111" not in raw for raw in dead_raw + [d.raw for d in dead])
     assert any("looks like a full card number" in d.error for d in dead)
+    # the training store holds every scored transaction once; the metrics counted them
+    assert sorted(stored["transaction_id"]) == sent_ids
+    registry = parts.metrics.registry
+    scored_total = sum(
+        registry.get_sample_value("fraudstream_scored_total", {"decision": d}) or 0
+        for d in ("approve", "review", "decline")
+    )
+    assert scored_total == len(valid)
+    assert registry.get_sample_value("fraudstream_dead_letters_total") == len(MALFORMED)
+    assert registry.get_sample_value("fraudstream_fallback_total") == len(valid)
 
 
 def register_two_versions(settings: Settings) -> None:

@@ -1,0 +1,92 @@
+"""The training store: scored transactions and labels as Parquet, partitioned by date.
+
+``root`` is a local directory or any fsspec URL (``s3://bucket/fraud``, ``gs://…``). A file is
+named after the topic partition and the offsets it holds, so writing the same batch again
+after a crash replaces it instead of adding a copy; readers drop any duplicate that a
+differently-cut batch could still leave, by transaction id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import fsspec
+import pandas as pd
+
+from schemas.events import Label
+from schemas.scored import ScoredTransaction
+
+logger = logging.getLogger(__name__)
+
+SCORED_DIR, LABELS_DIR = "scored", "labels"
+
+
+class TrainingStore:
+    def __init__(self, root: str) -> None:
+        self.root = root.rstrip("/")
+        self.fs, self.path = fsspec.core.url_to_fs(self.root)
+
+    def write_scored(self, scored: Sequence[ScoredTransaction], origin: str) -> int:
+        rows = [_scored_row(s) for s in scored]
+        return self._write(SCORED_DIR, pd.DataFrame(rows), "event_time", origin)
+
+    def write_labels(self, labels: Sequence[Label], origin: str) -> int:
+        frame = pd.DataFrame([label.model_dump(mode="python") for label in labels])
+        return self._write(LABELS_DIR, frame, "labelled_at", origin)
+
+    def read_scored(self) -> pd.DataFrame:
+        frame = self._read(SCORED_DIR)
+        if frame.empty:
+            return frame
+        return frame.drop_duplicates("transaction_id", keep="last").sort_values(
+            ["event_time", "transaction_id"], kind="stable", ignore_index=True
+        )
+
+    def read_labels(self) -> pd.DataFrame:
+        frame = self._read(LABELS_DIR)
+        if frame.empty:
+            return frame
+        return frame.drop_duplicates(["transaction_id", "is_fraud", "labelled_at"]).sort_values(
+            ["labelled_at", "transaction_id"], kind="stable", ignore_index=True
+        )
+
+    def _write(self, kind: str, frame: pd.DataFrame, time_column: str, origin: str) -> int:
+        """One file per date in ``frame``; ``origin`` names the batch, e.g. ``topic-3-100-599``."""
+        if frame.empty:
+            return 0
+        for day, part in frame.groupby(frame[time_column].dt.strftime("%Y-%m-%d")):
+            folder = f"{self.path}/{kind}/date={day}"
+            self.fs.makedirs(folder, exist_ok=True)
+            final, partial = f"{folder}/{origin}.parquet", f"{folder}/.{origin}.partial"
+            with self.fs.open(partial, "wb") as handle:
+                part.to_parquet(handle, index=False)
+            self.fs.mv(partial, final)  # readers never see half a file
+        return len(frame)
+
+    def _read(self, kind: str) -> pd.DataFrame:
+        files = sorted(self.fs.glob(f"{self.path}/{kind}/date=*/*.parquet"))
+        if not files:
+            return pd.DataFrame()
+        frames = []
+        for name in files:
+            with self.fs.open(name, "rb") as handle:
+                frames.append(pd.read_parquet(handle))
+        return pd.concat(frames, ignore_index=True)
+
+
+def _scored_row(scored: ScoredTransaction) -> dict[str, object]:
+    transaction = scored.transaction
+    return {
+        **transaction.model_dump(mode="python", exclude={"schema_version"}),
+        "channel": transaction.channel.value if transaction.channel else None,
+        "fraud_probability": scored.fraud_probability,
+        "decision": str(scored.decision),
+        "reasons": ";".join(reason.code for reason in scored.reasons),
+        "model_name": scored.model_name,
+        "model_version": scored.model_version,
+        "fallback": scored.fallback,
+        "ingest_time": scored.ingest_time,
+        "scored_time": scored.scored_time,
+        **{f"f_{name}": value for name, value in scored.features.items()},
+    }
