@@ -84,7 +84,16 @@ async def create_topics(settings: Settings) -> list[str]:
     return await ensure_topics(settings.kafka_bootstrap, partitions)
 
 
-def build_app(settings: Settings, parts: WorkerParts) -> faust.App:
+AGENTS = ("score", "model-updates", "labels", "training-store")
+
+
+def build_app(
+    settings: Settings, parts: WorkerParts, agents: tuple[str, ...] = AGENTS
+) -> faust.App:
+    """The app with the chosen ``agents``; several processes may split them (the
+    training-store sink consumes every scored output, so it costs a scorer real time)."""
+    if unknown := set(agents) - set(AGENTS):
+        raise ValueError(f"unknown agent(s) {sorted(unknown)}; choose from {', '.join(AGENTS)}")
     (settings.home / "faust").mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
@@ -109,13 +118,8 @@ def build_app(settings: Settings, parts: WorkerParts) -> faust.App:
             partitions=settings.partitions,
         )
 
-    transactions, scored, dead_letters = (
-        topic(TRANSACTIONS.name),
-        topic(SCORED.name),
-        topic(DEAD_LETTERS.name),
-    )
+    scored_name, dead_letters = settings.topic(SCORED.name), topic(DEAD_LETTERS.name)
 
-    @app.agent(transactions, name="score")
     async def score(stream: faust.StreamT) -> None:
         # take_events is on faust's Stream, not on its StreamT protocol
         batches = stream.take_events(settings.batch_size, within=settings.batch_within)  # type: ignore[attr-defined]
@@ -132,17 +136,17 @@ def build_app(settings: Settings, parts: WorkerParts) -> faust.App:
             ]
             result = parts.pipeline.score_batch(messages)
             parts.metrics.observe_batch(result.scored, len(result.dead_letters), utc_now())
-            for scored_transaction in result.scored:
-                await scored.send(
-                    key=scored_transaction.transaction.card_id.encode(),
-                    value=encode(scored_transaction),
+            # straight to the producer: Faust's topic.send costs far more per message, and
+            # Faust flushes the producer before it commits the input offsets anyway
+            for item in result.scored:
+                await app.producer.send(
+                    scored_name, item.transaction.card_id.encode(), encode(item), None, None, None
                 )
             for letter in result.dead_letters:
                 origin = f"{letter.origin_topic}[{letter.origin_partition}]@{letter.origin_offset}"
                 logger.warning("dead letter %s: %s", origin, letter.error)
                 await dead_letters.send(value=encode(letter))
 
-    @app.agent(topic(MODEL_UPDATES.name), name="model-updates")
     async def model_updates(stream: faust.StreamT) -> None:
         async for raw in stream:
             try:
@@ -155,7 +159,6 @@ def build_app(settings: Settings, parts: WorkerParts) -> faust.App:
                 served = await asyncio.to_thread(parts.models.refresh, update.version)
                 parts.metrics.serving(served.name, served.version)
 
-    @app.agent(topic(LABELS.name), name="labels")
     async def labels(stream: faust.StreamT) -> None:
         batches = stream.take_events(settings.batch_size, within=1.0)  # type: ignore[attr-defined]
         async for events in batches:
@@ -171,7 +174,6 @@ def build_app(settings: Settings, parts: WorkerParts) -> faust.App:
 
     # The training store's sink: large batches, written before they are acknowledged, so a
     # crash replays (and rewrites) a batch instead of losing it.
-    @app.agent(topic(SCORED.name), name="training-store")
     async def training_store(stream: faust.StreamT) -> None:
         batches = stream.take_events(5_000, within=5.0)  # type: ignore[attr-defined]
         async for events in batches:
@@ -180,6 +182,15 @@ def build_app(settings: Settings, parts: WorkerParts) -> faust.App:
                 written = await asyncio.to_thread(parts.store.write_scored, rows, origin)
                 parts.metrics.training_rows.labels("scored").inc(written)
 
+    chosen = {
+        "score": (topic(TRANSACTIONS.name), score),
+        "model-updates": (topic(MODEL_UPDATES.name), model_updates),
+        "labels": (topic(LABELS.name), labels),
+        "training-store": (topic(SCORED.name), training_store),
+    }
+    for name in agents:
+        source, function = chosen[name]
+        app.agent(source, name=name)(function)
     return app
 
 

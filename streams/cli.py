@@ -60,7 +60,25 @@ def _parser() -> argparse.ArgumentParser:
     _add_data_commands(commands)
 
     worker = commands.add_parser("worker", help="the stream agents: scoring, model updates, labels")
+    worker.add_argument(
+        "--agents",
+        default="score,model-updates,labels,training-store",
+        help="which agents this process runs (comma-separated)",
+    )
     worker.set_defaults(handler=_worker)
+
+    bench = commands.add_parser(
+        "bench", help="scoring throughput and latency against the real broker"
+    )
+    bench.add_argument(
+        "--count", type=int, default=50_000, help="transactions for the throughput runs"
+    )
+    bench.add_argument(
+        "--rate", type=float, default=2_000.0, help="steady rate for the latency run"
+    )
+    bench.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
+    bench.add_argument("--out", type=Path, default=None, help="also write the report here")
+    bench.set_defaults(handler=_bench)
 
     smoke = commands.add_parser(
         "smoke", help="records through Kafka and a Faust agent, counted back"
@@ -224,10 +242,30 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     logger.info(
         "serving %s/%s%s", model.name, model.version, " (rules fallback)" if model.fallback else ""
     )
-    app = build_app(settings, parts)
+    app = build_app(settings, parts, tuple(a.strip() for a in args.agents.split(",") if a.strip()))
     faust.Worker(
         app, loglevel="WARNING" if not args.verbose else "INFO", quiet=True
     ).execute_from_commandline()
+    return 0
+
+
+def _bench(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from streams.bench import report, run_bench
+    from streams.services.kafka_probe import probe
+
+    host, _, port = settings.kafka_bootstrap.rpartition(":")
+    release = probe(host, int(port)).release
+    kafka = f"{release.split('-')[0]} (metadata.version {release})"
+    results = asyncio.run(run_bench(settings, args.count, args.rate, args.seconds))
+    options = f"--count {args.count} --rate {args.rate:.0f} --seconds {args.seconds:.0f}"
+    command = f"fraudstream bench {options}"
+    text = report(results, command, kafka)
+    _say(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
     return 0
 
 

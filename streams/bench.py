@@ -1,0 +1,285 @@
+"""``fraudstream bench``: scoring throughput and latency on the real broker, next to two
+ceilings measured in the same run (a raw aiokafka consume->produce pass-through and a Faust
+agent that only consumes and decodes).
+
+Each stage reads the same pre-published transactions from its own topics; a stage's rate is
+counted from its first output to its last, so start-up (group join, model load) is left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import faust
+import numpy as np
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from schemas.codec import encode
+from schemas.topics import SCORED, TRANSACTIONS
+from streams.app import create_topics
+from streams.kafka_admin import ensure_topics
+from streams.settings import Settings
+from streams.simulator.generator import SimulationConfig, simulate
+from streams.simulator.records import transaction_records
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchResult:
+    name: str
+    value: float
+    unit: str
+    note: str = ""
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {memory_gib:.0f} GiB, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}"
+    )
+
+
+async def run_bench(
+    settings: Settings, count: int, rate: float, seconds: float
+) -> list[BenchResult]:
+    run = uuid.uuid4().hex[:8]
+    values = _transactions(count + int(rate * seconds))
+    source = f"bench{run}.source"
+    await ensure_topics(
+        settings.kafka_bootstrap,
+        {source: settings.partitions, f"{source}.out": settings.partitions},
+    )
+    await _produce(settings.kafka_bootstrap, source, values[:count])
+    results = [
+        BenchResult(
+            "raw aiokafka consume->produce",
+            await _raw_passthrough(settings, source, count),
+            "msg/s",
+        ),
+        BenchResult(
+            "Faust agent, consume + decode only",
+            await _faust_noop(settings, source, count, run),
+            "msg/s",
+        ),
+    ]
+    worker_settings = dataclasses.replace(
+        settings, topic_prefix=f"bench{run}.", app_id=f"fraudstream-bench-{run}", metrics_port=0
+    )
+    await create_topics(worker_settings)
+    await _produce(
+        settings.kafka_bootstrap, worker_settings.topic(TRANSACTIONS.name), values[:count]
+    )
+    worker = _start_worker(worker_settings)
+    try:
+        throughput = await _count_rate(
+            settings.kafka_bootstrap, worker_settings.topic(SCORED.name), count
+        )
+        name = "scoring worker (1 process: score and model-updates agents)"
+        results.append(BenchResult(name, throughput, "tx/s"))
+        latencies = await _steady_latency(worker_settings, values[count:], rate, count)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    for q in (50, 95, 99):
+        results.append(
+            BenchResult(
+                f"end-to-end latency p{q} at {rate:.0f} tx/s",
+                float(np.percentile(latencies, q)) * 1000,
+                "ms",
+                "produce -> scored output received",
+            )
+        )
+    return results
+
+
+def _transactions(count: int) -> list[tuple[bytes, bytes]]:
+    days = max(2, count // 4_000 + 1)
+    simulation = simulate(SimulationConfig(seed=99, days=days, customers=2_000, terminals=1_000))
+    records = transaction_records(simulation.transactions.head(count))
+    if len(records) < count:
+        raise ValueError(f"the simulation gave {len(records)} transactions, {count} wanted")
+    return [(r.card_id.encode(), encode(r)) for r in records]
+
+
+async def _produce(bootstrap: str, topic: str, items: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, max_batch_size=262_144)
+    await producer.start()
+    try:
+        for key, value in items:
+            await producer.send(topic, key=key, value=value)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _raw_passthrough(settings: Settings, source: str, count: int) -> float:
+    consumer = AIOKafkaConsumer(
+        source,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"bench-raw-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        max_poll_records=5_000,
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, linger_ms=5, max_batch_size=262_144
+    )
+    await consumer.start()
+    await producer.start()
+    seen, started = 0, None
+    try:
+        while seen < count:
+            for messages in (await consumer.getmany(timeout_ms=500, max_records=5_000)).values():
+                started = started or time.perf_counter()
+                for message in messages:
+                    await producer.send(f"{source}.out", key=message.key, value=message.value)
+                seen += len(messages)
+        await producer.flush()
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    return count / (time.perf_counter() - (started or time.perf_counter()))
+
+
+async def _faust_noop(settings: Settings, source: str, count: int, run: str) -> float:
+    app = faust.App(
+        f"bench-noop-{run}", broker=f"kafka://{settings.kafka_bootstrap}", store="memory://",
+        web_enabled=False, topic_allow_declare=False, consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.broker_session_timeout,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval,
+        broker_rebalance_timeout=settings.broker_rebalance_timeout,
+        datadir=str(settings.home / "faust" / f"bench-noop-{run}"),
+    )  # fmt: skip
+    await ensure_topics(settings.kafka_bootstrap, {f"bench-noop-{run}-__assignor-__leader": 1})
+    state = {"seen": 0, "first": 0.0, "last": 0.0}
+    done = asyncio.Event()
+
+    @app.agent(app.topic(source, value_serializer="raw", partitions=settings.partitions))
+    async def noop(stream: faust.StreamT) -> None:
+        async for value in stream:
+            orjson.loads(value)
+            state["seen"] += 1
+            state["first"] = state["first"] or time.perf_counter()
+            if state["seen"] >= count:
+                state["last"] = time.perf_counter()
+                done.set()
+
+    await app.start()
+    try:
+        await asyncio.wait_for(done.wait(), timeout=600)
+    finally:
+        await app.stop()
+    return count / (state["last"] - state["first"])
+
+
+def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "FRAUD_HOME": str(settings.home.absolute()),
+        "FRAUD_TOPIC_PREFIX": settings.topic_prefix,
+        "FRAUD_APP_ID": settings.app_id,
+        "FRAUD_PARTITIONS": str(settings.partitions),
+        "FRAUD_MODEL_NAME": settings.model_name,
+        "FRAUD_METRICS_PORT": "0",
+        "FRAUD_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "FRAUD_REDIS_URL": settings.redis_url,
+        "FRAUD_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+    }
+    log = Path(settings.home) / "bench-worker.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        command = [sys.executable, "-m", "streams.cli", "worker", "--agents", "score,model-updates"]
+        return subprocess.Popen(command, env=env, stdout=out, stderr=out)
+
+
+async def _count_rate(bootstrap: str, topic: str, count: int) -> float:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or range(6)
+        ]
+        first = None
+        while True:
+            done = sum((await consumer.end_offsets(partitions)).values())
+            now = time.perf_counter()
+            if done and first is None:
+                first = (now, done)
+            if done >= count:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await consumer.stop()
+    assert first is not None
+    return (count - first[1]) / max(now - first[0], 1e-9)
+
+
+async def _steady_latency(
+    settings: Settings, items: list[tuple[bytes, bytes]], rate: float, already: int
+) -> np.ndarray:
+    """Publish at ``rate`` and time each transaction from its send to its scored output."""
+    consumer = AIOKafkaConsumer(
+        settings.topic(SCORED.name),
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="latest",
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=1)
+    await consumer.start()
+    await producer.start()
+    await consumer.seek_to_end()
+    sent_at: dict[str, float] = {}
+    latencies: list[float] = []
+
+    async def receive() -> None:
+        while len(latencies) < len(items):
+            for messages in (await consumer.getmany(timeout_ms=200)).values():
+                arrived = time.perf_counter()
+                for message in messages:
+                    tx_id = orjson.loads(message.value)["transaction"]["transaction_id"]
+                    if tx_id in sent_at:
+                        latencies.append(arrived - sent_at[tx_id])
+
+    receiver = asyncio.create_task(receive())
+    started = time.perf_counter()
+    try:
+        for index, (key, value) in enumerate(items):
+            due = started + index / rate
+            if (delay := due - time.perf_counter()) > 0:
+                await asyncio.sleep(delay)
+            sent_at[orjson.loads(value)["transaction_id"]] = time.perf_counter()
+            await producer.send(settings.topic(TRANSACTIONS.name), key=key, value=value)
+        await asyncio.wait_for(receiver, timeout=120)
+    finally:
+        receiver.cancel()
+        await producer.stop()
+        await consumer.stop()
+    return np.array(latencies)
+
+
+def report(results: list[BenchResult], command: str, kafka: str) -> str:
+    lines = [
+        f"Machine: {machine()}; Apache Kafka {kafka} (local KRaft node).",
+        f"Command: `{command}`",
+        "",
+        "| measure | value |",
+        "|---|---|",
+    ]
+    lines += [
+        f"| {r.name} | {r.value:,.1f} {r.unit}{' (' + r.note + ')' if r.note else ''} |"
+        for r in results
+    ]
+    return "\n".join(lines) + "\n"
