@@ -9,6 +9,7 @@ counted from its first output to its last, so start-up (group join, model load) 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import platform
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import faust
@@ -283,3 +285,60 @@ def report(results: list[BenchResult], command: str, kafka: str) -> str:
         for r in results
     ]
     return "\n".join(lines) + "\n"
+
+
+def step_costs(settings: Settings, count: int = 10_000, batch: int = 500) -> list[BenchResult]:
+    """Microseconds per transaction of each step of the scoring path, in one process,
+    against the real Redis and the registered champion (the rules if there is none)."""
+    import redis
+
+    from schemas.codec import decode
+    from schemas.transaction import Transaction
+    from scoring.decision import Thresholds
+    from scoring.features import FeatureEngine, FeatureInput
+    from scoring.features.redis_store import RedisFeatureStore
+    from scoring.pipeline import InboundMessage, ScoringPipeline, utc_now
+    from streams.jobs import load_scorer_or_fallback
+
+    values = [value for _, value in _transactions(count)]
+    client = redis.Redis.from_url(settings.redis_url)
+    prefixes = [f"bench-steps-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    engine = FeatureEngine(RedisFeatureStore(client, prefix=prefixes[0]), settings.label_delay_days)
+    scorer = load_scorer_or_fallback(settings, f"{settings.model_name}@champion")
+    pipeline = ScoringPipeline(
+        FeatureEngine(RedisFeatureStore(client, prefix=prefixes[1]), settings.label_delay_days),
+        lambda: scorer,
+        Thresholds(settings.review_threshold, settings.decline_threshold),
+    )
+    spent: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def timed(step: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        spent[step] = spent.get(step, 0.0) + time.perf_counter() - started
+
+    try:
+        for start in range(0, count, batch):
+            raw = values[start : start + batch]
+            with timed("decode + validate"):
+                transactions = [decode(Transaction, v) for v in raw]
+            with timed("feature inputs"):
+                inputs = [FeatureInput.of(t) for t in transactions]
+            with timed("features against Redis"):
+                rows = engine.process(inputs)
+            with timed(f"model + reason codes ({scorer.name}/{scorer.version})"):
+                scorer.score(rows)
+            now = utc_now()
+            messages = [InboundMessage(v, "bench", 0, 0, now) for v in raw]
+            with timed("whole path: pipeline"):
+                result = pipeline.score_batch(messages)
+            with timed("whole path: encode outputs"):
+                [encode(s) for s in result.scored]
+    finally:
+        for prefix in prefixes:
+            keys = list(client.scan_iter(f"{prefix}:*", count=10_000))
+            for first in range(0, len(keys), 10_000):
+                client.delete(*keys[first : first + 10_000])
+        client.close()
+    return [BenchResult(step, seconds / count * 1e6, "µs/tx") for step, seconds in spent.items()]

@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
     bench.add_argument("--out", type=Path, default=None, help="also write the report here")
+    bench.add_argument(
+        "--steps", action="store_true", help="only time each step of the scoring path (no Kafka)"
+    )
     bench.set_defaults(handler=_bench)
 
     smoke = commands.add_parser(
@@ -255,6 +258,13 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
     from streams.bench import report, run_bench
     from streams.services.kafka_probe import probe
 
+    if args.steps:
+        from streams.bench import machine, step_costs
+
+        _say(f"Machine: {machine()}")
+        for result in step_costs(settings, args.count):
+            _say(f"  {result.name:<48} {result.value:8.1f} {result.unit}")
+        return 0
     host, _, port = settings.kafka_bootstrap.rpartition(":")
     release = probe(host, int(port)).release
     kafka = f"{release.split('-')[0]} (metadata.version {release})"
