@@ -20,6 +20,7 @@ from schemas.scored import Decision, ScoredTransaction
 from schemas.transaction import Transaction
 from scoring.decision import Thresholds
 from scoring.features import FEATURE_NAMES, FeatureEngine, FeatureInput
+from scoring.features.store import FeatureStore, StateWrites
 from scoring.serving import RulesFallback, Scorer
 
 Clock = Callable[[], datetime]
@@ -43,6 +44,23 @@ class BatchResult:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def score_key(transaction_id: str) -> str:
+    """The feature store mark holding ``"<probability>|<model version>"`` of a transaction."""
+    return f"score:{transaction_id}"
+
+
+def scores_of(store: FeatureStore, transaction_ids: Sequence[str]) -> dict[str, tuple[float, str]]:
+    """The probability and model version each transaction was scored with, where known."""
+    marks = store.read([score_key(i) for i in transaction_ids], (), ()).marks
+    found = {}
+    for transaction_id in transaction_ids:
+        value = marks.get(score_key(transaction_id))
+        if value is not None:
+            probability, version = value.split("|", 1)
+            found[transaction_id] = (float(probability), version)
+    return found
 
 
 class ScoringPipeline:
@@ -105,6 +123,17 @@ class ScoringPipeline:
                 strict=True,
             )
         ]
+        # what each transaction scored, so the labels agent can measure the model it serves
+        self.engine.store.apply(
+            StateWrites(
+                marks={
+                    score_key(
+                        s.transaction.transaction_id
+                    ): f"{s.fraud_probability}|{s.model_version}"
+                    for s in scored
+                }
+            )
+        )
         return BatchResult(scored, dead, scorer)
 
     def dead_letter(self, message: InboundMessage, error: str) -> DeadLetter:

@@ -23,7 +23,8 @@ from scoring.decision import Thresholds
 from scoring.features import FeatureEngine
 from scoring.features.redis_store import RedisFeatureStore
 from scoring.model_holder import ModelHolder
-from scoring.pipeline import InboundMessage, ScoringPipeline, utc_now
+from scoring.pipeline import InboundMessage, ScoringPipeline, scores_of, utc_now
+from scoring.quality import RollingQuality
 from streams.kafka_admin import ensure_topics
 from streams.metrics import WorkerMetrics
 from streams.settings import Settings
@@ -43,6 +44,7 @@ class WorkerParts:
     pipeline: ScoringPipeline
     store: TrainingStore
     metrics: WorkerMetrics
+    quality: RollingQuality
 
 
 def make_parts(settings: Settings) -> WorkerParts:
@@ -73,6 +75,7 @@ def make_parts(settings: Settings) -> WorkerParts:
         ScoringPipeline(engine, models.current, thresholds),
         TrainingStore(settings.training_store_url),
         metrics,
+        RollingQuality(threshold=settings.review_threshold),
     )
 
 
@@ -167,6 +170,7 @@ def build_app(
             if good:
                 parts.engine.apply_labels(good)
                 parts.metrics.labels.inc(len(good))
+                _measure_quality(parts, good)
             for origin, part in _by_partition(decoded):
                 found = [label for label in part if label is not None]
                 written = await asyncio.to_thread(parts.store.write_labels, found, origin)
@@ -192,6 +196,22 @@ def build_app(
         source, function = chosen[name]
         app.agent(source, name=name)(function)
     return app
+
+
+def _measure_quality(parts: WorkerParts, labels: list[Label]) -> None:
+    """Join labels to the scores their transactions got; update the served model's gauges."""
+    served = parts.models.current().version
+    scores = scores_of(parts.engine.store, [label.transaction_id for label in labels])
+    pairs = [
+        (scores[label.transaction_id][0], label.is_fraud)
+        for label in labels
+        if scores.get(label.transaction_id, (0.0, ""))[1] == served
+    ]
+    if not pairs:
+        return
+    parts.quality.add([p for p, _ in pairs], [y for _, y in pairs])
+    for measure, value in parts.quality.snapshot().items():
+        parts.metrics.quality.labels(served, measure).set(value)
 
 
 def _label_or_none(event: faust.EventT) -> Label | None:

@@ -42,6 +42,12 @@ class WorkerMetrics:
             "fraudstream_serving_model", "1 for the model this worker serves", ["model", "version"],
             registry=r,
         )  # fmt: skip
+        self.quality = Gauge(
+            "fraudstream_model_quality",
+            "Rolling quality of the served model over its most recent labelled transactions",
+            ["version", "measure"],
+            registry=r,
+        )
         self.training_rows = Counter(
             "fraudstream_training_store_rows",
             "Rows written to the training store",

@@ -19,9 +19,9 @@ from mlflow.tracking import MlflowClient
 from retraining.registry import CHAMPION, log_training
 from retraining.training import TrainingWindow, build_dataset, train_candidates
 from schemas.codec import decode, encode
-from schemas.events import DeadLetter, ModelUpdate
+from schemas.events import DeadLetter, Label, ModelUpdate
 from schemas.scored import ScoredTransaction
-from schemas.topics import DEAD_LETTERS, MODEL_UPDATES, SCORED, TRANSACTIONS
+from schemas.topics import DEAD_LETTERS, LABELS, MODEL_UPDATES, SCORED, TRANSACTIONS
 from schemas.transaction import Transaction
 from streams.app import WorkerParts, build_app, create_topics, make_parts
 from streams.settings import Settings
@@ -122,9 +122,24 @@ def test_every_valid_transaction_is_scored_once_and_every_bad_one_is_a_dead_lett
             mixed = valid[:200] + [(None, bad) for bad in MALFORMED] + valid[200:]
             await send(settings, TRANSACTIONS.name, mixed)
             scored_raw, dead_raw = await scored.read(len(valid)), await dead.read(len(MALFORMED))
+            labels = [
+                Label(transaction_id=decode(Transaction, value).transaction_id, is_fraud=i % 4 == 0,
+                      labelled_at=datetime.now(UTC))
+                for i, (_, value) in enumerate(valid[:40])
+            ]  # fmt: skip
+            await send(
+                settings, LABELS.name, [(lb.transaction_id.encode(), encode(lb)) for lb in labels]
+            )
             stored = pd.DataFrame()
             deadline = time.monotonic() + 60  # the training-store sink flushes every 5 s
-            while len(stored) < len(valid) and time.monotonic() < deadline:
+            labelled = parts.metrics.registry.get_sample_value
+            while (
+                len(stored) < len(valid)
+                or labelled(
+                    "fraudstream_model_quality", {"version": "fallback", "measure": "labelled"}
+                )
+                != len(labels)
+            ) and time.monotonic() < deadline:
                 await asyncio.sleep(0.5)
                 stored = parts.store.read_scored()
             return scored_raw, dead_raw, parts, stored
@@ -151,6 +166,14 @@ def test_every_valid_transaction_is_scored_once_and_every_bad_one_is_a_dead_lett
     assert scored_total == len(valid)
     assert registry.get_sample_value("fraudstream_dead_letters_total") == len(MALFORMED)
     assert registry.get_sample_value("fraudstream_fallback_total") == len(valid)
+    # labels joined to the scores the served model gave: its rolling quality
+    quality = {
+        measure: registry.get_sample_value(
+            "fraudstream_model_quality", {"version": "fallback", "measure": measure}
+        )
+        for measure in ("labelled", "frauds")
+    }
+    assert quality == {"labelled": 40, "frauds": 10}
 
 
 def register_two_versions(settings: Settings) -> None:

@@ -89,3 +89,15 @@ def test_a_batch_of_only_bad_messages_scores_nothing_and_loses_nothing() -> None
 
     assert (len(result.scored), len(result.dead_letters)) == (0, 1)
     assert result.dead_letters[0].error.startswith("invalid JSON")
+
+
+def test_each_scored_transaction_keeps_its_score_for_the_labels_agent() -> None:
+    from scoring.pipeline import scores_of
+
+    chosen = pipeline()
+    chosen.score_batch([message(0), message(1)])
+
+    assert scores_of(chosen.engine.store, ["tx-0", "tx-1", "tx-9"]) == {
+        "tx-0": (0.01, "fallback"),
+        "tx-1": (0.01, "fallback"),
+    }
