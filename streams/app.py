@@ -186,6 +186,15 @@ def build_app(
                 written = await asyncio.to_thread(parts.store.write_scored, rows, origin)
                 parts.metrics.training_rows.labels("scored").inc(written)
 
+    async def forget_cached_cards(
+        sender: object, /, *args: object, signal: object, **kwargs: object
+    ) -> None:
+        # cards follow their partitions: after a rebalance another worker may have moved on
+        parts.engine.store.forget()
+
+    app.on_partitions_revoked.connect(forget_cached_cards)
+    app.on_partitions_assigned.connect(forget_cached_cards)
+
     chosen = {
         "score": (topic(TRANSACTIONS.name), score),
         "model-updates": (topic(MODEL_UPDATES.name), model_updates),

@@ -3,16 +3,20 @@ integration tests)."""
 
 from __future__ import annotations
 
-from scoring.features.store import FeatureStore, StateWrites
+from collections.abc import Callable
+
+from scoring.features.store import CARD_COLUMNS, FeatureStore, StateWrites
 
 
-def check_feature_store_contract(store: FeatureStore) -> None:
+def check_feature_store_contract(store: FeatureStore, reopen: Callable[[], FeatureStore]) -> None:
+    """``reopen``: a new instance on the same data (a restarted worker, with nothing cached)."""
     empty = store.read(["tx:a"], ["card-1"], ["term-1"])
     assert (empty.marks, empty.cards, empty.terminals) == ({}, {}, {})
 
     writes = StateWrites()
-    writes.cards["card-1"] = {"ts": [1.0], "id": ["a"], "amount": [2.5], "terminal": ["term-1"],
-                              "country": [None], "lat": [None], "lon": [None]}  # fmt: skip
+    rows = [[0.5, "z", 9.0, "term-9", "FR", 48.8, 2.3], [1.0, "a", 2.5, "term-1", None, None, None]]
+    writes.cards["card-1"] = {name: [row[i] for row in rows] for i, name in enumerate(CARD_COLUMNS)}
+    writes.card_events["card-1"] = rows
     writes.terminal_increments["term-1"]["10:n"] += 2
     writes.marks["tx:a"] = "term-1|10"
     store.apply(writes)
@@ -23,8 +27,21 @@ def check_feature_store_contract(store: FeatureStore) -> None:
     expire = StateWrites()
     expire.terminal_expired["term-1"] = ["3:n"]
     store.apply(expire)
+    later = StateWrites()  # a later event, and the history cut before it
+    later.card_events["card-1"] = [[2.0, "b", 4.0, "term-1", "DE", None, None]]
+    later.card_oldest_kept["card-1"] = 0.5
+    later.cards["card-1"] = {
+        name: [*values[1:], later.card_events["card-1"][0][i]]
+        for i, (name, values) in enumerate(writes.cards["card-1"].items())
+    }
+    store.apply(later)
 
-    snapshot = store.read(["tx:a", "tx:b"], ["card-1", "card-2"], ["term-1", "term-2"])
-    assert snapshot.marks == {"tx:a": "term-1|10"}
-    assert snapshot.cards == {"card-1": writes.cards["card-1"]}
-    assert snapshot.terminals == {"term-1": {"10:n": 3}}
+    for instance in (store, reopen()):
+        snapshot = instance.read(["tx:a", "tx:b"], ["card-1", "card-2"], ["term-1", "term-2"])
+        assert snapshot.marks == {"tx:a": "term-1|10"}
+        assert snapshot.cards == {
+            "card-1": {"ts": [1.0, 2.0], "id": ["a", "b"], "amount": [2.5, 4.0],
+                       "terminal": ["term-1", "term-1"], "country": [None, "DE"],
+                       "lat": [None, None], "lon": [None, None]}
+        }  # fmt: skip
+        assert snapshot.terminals == {"term-1": {"10:n": 3}}

@@ -91,8 +91,7 @@ class FeatureEngine:
         self.label_delay_days = label_delay_days
         self.terminal_horizon_days = label_delay_days + max(TERMINAL_WINDOW_DAYS) + 1
 
-    def process(self, events: Sequence[FeatureInput]) -> np.ndarray:
-        """Feature rows (``FEATURE_NAMES`` order) for ``events``, and their state updates."""
+    def _process(self, events: Sequence[FeatureInput]) -> np.ndarray:
         keys = [f"tx:{e.transaction_id}" for e in events]
         snapshot = self.store.read(
             keys, {e.card_id for e in events}, {e.terminal_id for e in events}
@@ -121,20 +120,28 @@ class FeatureEngine:
             if keys[i] in counted:
                 continue  # already in the state: a replay changes nothing
             counted.add(keys[i])
-            card.remember(event)
+            writes.card_events.setdefault(event.card_id, []).append(card.remember(event))
             writes.cards[event.card_id] = card.columns
             terminal.count(day)
             newest_day = max(newest_day, day)
             writes.terminal_increments[event.terminal_id][f"{day}:n"] += 1
             writes.marks[keys[i]] = f"{event.terminal_id}|{day}"
         for card_id in writes.cards:
-            writes.cards[card_id] = cards[card_id].kept()
+            writes.card_oldest_kept[card_id] = cards[card_id].cut_to_history()
         for terminal_id in writes.terminal_increments:
             if expired := terminals[terminal_id].expired_fields(newest_day):
                 writes.terminal_expired[terminal_id] = expired
         if writes:
             self.store.apply(writes)
         return np.array(rows, dtype=np.float64).reshape(len(events), len(FEATURE_NAMES))
+
+    def process(self, events: Sequence[FeatureInput]) -> np.ndarray:
+        """Feature rows (``FEATURE_NAMES`` order) for ``events``, and their state updates."""
+        try:
+            return self._process(events)
+        except BaseException:
+            self.store.forget()  # cached card histories may hold this batch's half-done changes
+            raise
 
     def apply_labels(self, labels: Sequence[Label]) -> LabelResult:
         """Count each fraud label once in its terminal's day, from now on (label-known risk)."""
@@ -284,9 +291,10 @@ class _CardHistory:
                 return distance / hours
         return 0.0
 
-    def remember(self, event: FeatureInput) -> None:
+    def remember(self, event: FeatureInput) -> list:
+        """Insert ``event`` in time order; returns its stored row."""
         position = self.position(event.ts, event.transaction_id)
-        values = (
+        values = [
             event.ts,
             event.transaction_id,
             event.amount,
@@ -294,14 +302,17 @@ class _CardHistory:
             event.country,
             event.latitude,
             event.longitude,
-        )
+        ]
         for name, value in zip(CARD_COLUMNS, values, strict=True):
             self.columns[name].insert(position, value)
+        return values
 
-    def kept(self) -> CardEvents:
-        """The columns to store, cut to the history window of the newest event."""
-        first_kept = bisect_right(self.times, self.times[-1] - CARD_HISTORY_SECONDS)
+    def cut_to_history(self) -> float:
+        """Drop events outside the history window of the newest one; returns the cut-off
+        (events at or before it are gone)."""
+        cut_off = self.times[-1] - CARD_HISTORY_SECONDS
+        first_kept = bisect_right(self.times, cut_off)
         if first_kept:
             for values in self.columns.values():
                 del values[:first_kept]
-        return self.columns
+        return cut_off

@@ -1,8 +1,8 @@
 """The online feature store: the same state as ``InMemoryFeatureStore``, in Redis.
 
-A batch costs two round trips: one pipeline that reads marks, cards and terminals, and one
-server-side script that writes everything the batch changed atomically, so a worker that
-dies mid-batch leaves either all of its updates or none.
+A batch costs two round trips: one pipeline that reads marks, the cards not cached here and
+the terminals, and one server-side script that writes everything the batch changed
+atomically, so a worker that dies mid-batch leaves either all of its updates or none.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import orjson
 import redis
 
 from scoring.features.definitions import CARD_HISTORY_SECONDS, SECONDS_PER_DAY
-from scoring.features.store import Snapshot, StateWrites
+from scoring.features.store import CARD_COLUMNS, CardEvents, Snapshot, StateWrites
 
 DEFAULT_MARK_TTL_DAYS = 120  # chargebacks arrive for months; a mark must outlive its label
 # Idle state expires by itself: a card's history is 30 days, a terminal's counters cover the
@@ -24,12 +24,20 @@ TERMINAL_TTL_SECONDS = 60 * SECONDS_PER_DAY
 
 # A batch's writes as one server-side script: atomic like MULTI/EXEC, and one command for
 # the client to pack instead of thousands (redis-py spends ~30 us of Python per command).
+# A card's history is a sorted set (score = event time) that only grows by the new events
+# and is trimmed by time, so a batch never rewrites whole histories.
 _APPLY = """
 local card_ttl, terminal_ttl, mark_ttl = ARGV[1], ARGV[2], ARGV[3]
 local cards, increments = tonumber(ARGV[4]), tonumber(ARGV[5])
 local expired, marks = tonumber(ARGV[6]), tonumber(ARGV[7])
 local k, a = 1, 8
-for _ = 1, cards do redis.call('SET', KEYS[k], ARGV[a], 'EX', card_ttl); k = k + 1; a = a + 1 end
+for _ = 1, cards do
+  local added = tonumber(ARGV[a]); a = a + 1
+  for _ = 1, added do redis.call('ZADD', KEYS[k], ARGV[a], ARGV[a + 1]); a = a + 2 end
+  redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', ARGV[a]); a = a + 1
+  redis.call('EXPIRE', KEYS[k], card_ttl)
+  k = k + 1
+end
 for _ = 1, increments do
   redis.call('HINCRBY', KEYS[k], ARGV[a], ARGV[a + 1]); redis.call('EXPIRE', KEYS[k], terminal_ttl)
   k = k + 1; a = a + 2
@@ -38,68 +46,79 @@ for _ = 1, expired do redis.call('HDEL', KEYS[k], ARGV[a]); k = k + 1; a = a + 1
 for _ = 1, marks do redis.call('SET', KEYS[k], ARGV[a], 'EX', mark_ttl); k = k + 1; a = a + 1 end
 return k - 1
 """
-_READ_TERMINALS = """
+_READ_HASHES = """
 local out = {}
 for i, key in ipairs(KEYS) do out[i] = redis.call('HGETALL', key) end
 return out
 """
+MAX_CACHED_CARDS = 200_000  # ~2 KB each at 2 payments a day
 
 
 class RedisFeatureStore:
+    """``cache_cards``: keep the card histories this worker has seen in memory and read only
+    the others from Redis. Safe while cards are partitioned to one worker (the topic is keyed
+    by card); the worker calls ``forget`` on every rebalance and after a failed batch."""
+
     def __init__(
         self,
         client: redis.Redis,
         prefix: str = "fs",
         mark_ttl_days: int = DEFAULT_MARK_TTL_DAYS,
+        cache_cards: bool = True,
     ) -> None:
         self.client = client
         self.prefix = prefix
         self.mark_ttl_seconds = mark_ttl_days * 86_400
+        self.cache: dict[str, CardEvents] | None = {} if cache_cards else None
         self._apply = client.register_script(_APPLY)
-        self._read_terminals = client.register_script(_READ_TERMINALS)
+        self._read_hashes = client.register_script(_READ_HASHES)
 
     def read(
         self, mark_keys: Sequence[str], card_ids: Iterable[str], terminal_ids: Iterable[str]
     ) -> Snapshot:
-        """One round trip: two MGETs and one script for the terminals' hashes."""
-        cards, terminals = list(card_ids), list(terminal_ids)
+        """One round trip: the marks, the uncached cards' histories, the terminals' hashes."""
+        cached = self.cache if self.cache is not None else {}
+        wanted = list(card_ids)
+        missing = [card for card in wanted if card not in cached]
+        terminals = list(terminal_ids)
         pipe = self.client.pipeline(transaction=False)
         if mark_keys:
             pipe.mget([self._mark(key) for key in mark_keys])
-        if cards:
-            pipe.mget([self._card(card) for card in cards])
-        self._read_terminals(keys=[self._terminal(t) for t in terminals], client=pipe)
+        for card in missing:
+            pipe.zrange(self._card(card), 0, -1)
+        self._read_hashes(keys=[self._terminal(t) for t in terminals], client=pipe)
         results = pipe.execute()
-        terminal_values = results.pop()
-        card_values = results.pop() if cards else []
-        marks = results.pop() if mark_keys else []
+        marks = results[0] if mark_keys else []
+        histories = results[1 if mark_keys else 0 : -1]
+        loaded = {card: _columns(members) for card, members in zip(missing, histories, strict=True)}
+        cards = {card: cached.get(card) or loaded[card] for card in wanted}
         return Snapshot(
             marks={
                 key: value.decode() for key, value in zip(mark_keys, marks, strict=True) if value
             },
-            cards={
-                card: orjson.loads(value)
-                for card, value in zip(cards, card_values, strict=True)
-                if value is not None
-            },
+            cards={card: columns for card, columns in cards.items() if columns["ts"]},
             terminals={
                 terminal: {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
-                for terminal, flat in zip(terminals, terminal_values, strict=True)
+                for terminal, flat in zip(terminals, results[-1], strict=True)
                 if flat
             },
         )
 
     def apply(self, writes: StateWrites) -> None:
         keys: list[str] = []
-        args: list[bytes | str | int] = []
+        args: list[bytes | str | int | float] = []
+        for card, rows in writes.card_events.items():
+            keys.append(self._card(card))
+            args.append(len(rows))
+            for row in rows:
+                args += [row[0], orjson.dumps(row)]
+            args.append(writes.card_oldest_kept.get(card, float("-inf")))
         increments = [
             (terminal, field, delta)
             for terminal, fields in writes.terminal_increments.items()
             for field, delta in fields.items()
         ]
         expired = [(t, field) for t, fields in writes.terminal_expired.items() for field in fields]
-        keys += [self._card(card) for card in writes.cards]
-        args += [orjson.dumps(columns) for columns in writes.cards.values()]
         for terminal, field, delta in increments:
             keys.append(self._terminal(terminal))
             args += [field, delta]
@@ -108,13 +127,21 @@ class RedisFeatureStore:
             args.append(field)
         keys += [self._mark(key) for key in writes.marks]
         args += list(writes.marks.values())
-        header: list[bytes | str | int] = [
+        header: list[bytes | str | int | float] = [
             CARD_TTL_SECONDS,
             TERMINAL_TTL_SECONDS,
             self.mark_ttl_seconds,
         ]
-        header += [len(writes.cards), len(increments), len(expired), len(writes.marks)]
+        header += [len(writes.card_events), len(increments), len(expired), len(writes.marks)]
         self._apply(keys=keys, args=header + args)
+        if self.cache is not None:
+            if len(self.cache) + len(writes.cards) > MAX_CACHED_CARDS:
+                self.cache.clear()  # crude but bounded: the next batches reload from Redis
+            self.cache.update(writes.cards)
+
+    def forget(self) -> None:
+        if self.cache is not None:
+            self.cache.clear()
 
     def _mark(self, key: str) -> str:
         return f"{self.prefix}:mark:{key}"
@@ -124,3 +151,9 @@ class RedisFeatureStore:
 
     def _terminal(self, terminal_id: str) -> str:
         return f"{self.prefix}:terminal:{terminal_id}"
+
+
+def _columns(members: list[bytes]) -> CardEvents:
+    """A card's stored events as columns, sorted by (time, transaction id)."""
+    rows = sorted((orjson.loads(member) for member in members), key=lambda row: (row[0], row[1]))
+    return {name: [row[i] for row in rows] for i, name in enumerate(CARD_COLUMNS)}

@@ -33,7 +33,10 @@ class Snapshot:
 class StateWrites:
     """Everything one batch changes; a store applies it all or nothing."""
 
-    cards: dict[str, CardEvents] = dataclasses.field(default_factory=dict)
+    cards: dict[str, CardEvents] = dataclasses.field(default_factory=dict)  # whole, as now
+    # the same change as deltas, for stores that append instead of rewriting a history:
+    card_events: dict[str, list[list]] = dataclasses.field(default_factory=dict)  # added rows
+    card_oldest_kept: dict[str, float] = dataclasses.field(default_factory=dict)  # drop <= this
     terminal_increments: dict[str, dict[str, int]] = dataclasses.field(
         default_factory=lambda: defaultdict(lambda: defaultdict(int))
     )
@@ -54,6 +57,10 @@ class FeatureStore(Protocol):
 
     def apply(self, writes: StateWrites) -> None:
         """Apply a batch's writes atomically."""
+        ...
+
+    def forget(self) -> None:
+        """Drop anything held locally: partitions moved, or a batch failed half way."""
         ...
 
 
@@ -88,3 +95,6 @@ class InMemoryFeatureStore:
             for field in fields:
                 self.terminals.get(terminal, {}).pop(field, None)
         self.marks.update(writes.marks)
+
+    def forget(self) -> None:
+        """Nothing to forget: this store is the state."""

@@ -18,7 +18,10 @@ def test_redis_store_keeps_the_contract(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     prefix = f"it-contract-{uuid.uuid4().hex[:8]}"
     try:
-        check_feature_store_contract(RedisFeatureStore(client, prefix=prefix))
+        check_feature_store_contract(
+            RedisFeatureStore(client, prefix=prefix),
+            reopen=lambda: RedisFeatureStore(client, prefix=prefix),
+        )
     finally:
         client.delete(*client.keys(f"{prefix}:*"))
         client.close()
@@ -31,16 +34,18 @@ def test_online_and_offline_features_are_identical(redis_url: str) -> None:
     prefix = f"it-parity-{uuid.uuid4().hex[:8]}"
     try:
         offline = replay_features(transactions, labels, label_delay_days=7)
+        # no card cache: every batch reads the histories back from Redis
         online = replay_features(
-            transactions, labels, label_delay_days=7, store=RedisFeatureStore(client, prefix=prefix)
-        )
+            transactions, labels, label_delay_days=7,
+            store=RedisFeatureStore(client, prefix=prefix, cache_cards=False),
+        )  # fmt: skip
         assert len(transactions) > 3_000 and labels["is_fraud"].sum() > 20
         np.testing.assert_array_equal(online, offline)
         # and a second pass over the same history (a full replay after a crash) changes nothing
         state_before = {key: client.dump(key) for key in client.keys(f"{prefix}:*")}
         again = replay_features(
             transactions, labels, label_delay_days=7, store=RedisFeatureStore(client, prefix=prefix)
-        )
+        )  # with the cache this time, as a worker runs
         state_after = {key: client.dump(key) for key in client.keys(f"{prefix}:*")}
         assert state_after == state_before
         # features are the same too, except terminal risk: every label is known by now
