@@ -29,7 +29,7 @@ from schemas.codec import encode
 from schemas.topics import SCORED, TRANSACTIONS
 from streams.app import create_topics
 from streams.kafka_admin import ensure_topics
-from streams.settings import Settings
+from streams.settings import Settings, to_env
 from streams.simulator.generator import SimulationConfig, simulate
 from streams.simulator.records import transaction_records
 
@@ -189,18 +189,7 @@ async def _faust_noop(settings: Settings, source: str, count: int, run: str) -> 
 
 
 def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "FRAUD_HOME": str(settings.home.absolute()),
-        "FRAUD_TOPIC_PREFIX": settings.topic_prefix,
-        "FRAUD_APP_ID": settings.app_id,
-        "FRAUD_PARTITIONS": str(settings.partitions),
-        "FRAUD_MODEL_NAME": settings.model_name,
-        "FRAUD_METRICS_PORT": "0",
-        "FRAUD_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "FRAUD_REDIS_URL": settings.redis_url,
-        "FRAUD_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-    }
+    env = {**os.environ, **to_env(settings)}
     log = Path(settings.home) / "bench-worker.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:

@@ -122,6 +122,22 @@ class Settings:
         return cls(**values)  # type: ignore[arg-type]
 
 
+def to_env(settings: Settings) -> dict[str, str]:
+    """``FRAUD_*`` variables that rebuild ``settings`` in another process.
+
+    >>> s = Settings(home=Path("/srv/fs"), partitions=3, redis_url_override="redis://r:1/0")
+    >>> Settings.from_env(to_env(s)) == s
+    True
+    """
+    env = {}
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        if value is not None:
+            name = field.name.removesuffix("_override").upper()
+            env[f"{PREFIX}{name}"] = str(value.absolute() if isinstance(value, Path) else value)
+    return env
+
+
 # FRAUD_* variables read by other tools (tests, CI), not by the settings object.
 _NOT_SETTINGS = frozenset({"services", "keep_services"})
 

@@ -4,6 +4,7 @@ no transaction is counted twice in the feature state."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from schemas.codec import decode, encode
 from schemas.scored import ScoredTransaction
 from schemas.topics import SCORED, TRANSACTIONS
 from streams.app import create_topics
+from streams.settings import to_env
 from streams.simulator.generator import SimulationConfig, simulate
 from streams.simulator.records import transaction_records
 from tests.conftest import Endpoints
@@ -40,20 +42,7 @@ def test_kill_9_mid_stream_loses_nothing_and_counts_nothing_twice(
         home=tmp_path, topic_prefix=f"crash{run}.", app_id=f"fraudstream-crash-{run}",
         partitions=3, model_name=f"it-crash-{run}", metrics_port=0,
     )  # fmt: skip
-    env = {
-        **os.environ,
-        "FRAUD_HOME": str(tmp_path),
-        "FRAUD_TOPIC_PREFIX": settings.topic_prefix,
-        "FRAUD_APP_ID": settings.app_id,
-        "FRAUD_PARTITIONS": "3",
-        "FRAUD_MODEL_NAME": settings.model_name,
-        "FRAUD_METRICS_PORT": "0",
-        "FRAUD_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "FRAUD_REDIS_URL": settings.redis_url,
-        "FRAUD_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-        "FRAUD_MLFLOW_ARTIFACT_DIR": str(settings.mlflow_artifact_dir),
-        "FRAUD_BATCH_SIZE": "100",
-    }
+    env = {**os.environ, **to_env(dataclasses.replace(settings, batch_size=100))}
     simulation = simulate(SimulationConfig(seed=6, days=4, customers=300, terminals=120))
     records = transaction_records(simulation.transactions.head(3_000))
     items = [(r.card_id.encode(), encode(r)) for r in records]
