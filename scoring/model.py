@@ -35,7 +35,9 @@ class TrainedModel:
 
     def predict_proba(self, rows: np.ndarray) -> np.ndarray:
         if self.kind == "lightgbm":
-            return np.asarray(self.estimator.booster_.predict(rows), dtype=np.float64)
+            return np.asarray(
+                self.estimator.booster_.predict(rows, num_threads=1), dtype=np.float64
+            )
         return np.asarray(self.estimator.predict_proba(rows)[:, 1], dtype=np.float64)
 
     def contributions(self, rows: np.ndarray) -> np.ndarray:

@@ -34,7 +34,9 @@ class PathAttribution:
         self.booster = booster
 
     def contributions(self, rows: np.ndarray) -> np.ndarray:
-        leaves = np.asarray(self.booster.predict(rows, pred_leaf=True), dtype=np.int64)
+        leaves = np.asarray(
+            self.booster.predict(rows, pred_leaf=True, num_threads=1), dtype=np.int64
+        )
         leaves = leaves.reshape(len(rows), -1) + self.offsets_array
         trees = leaves.shape[1]
         indicator = sparse.csr_matrix(
