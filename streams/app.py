@@ -33,6 +33,7 @@ from streams.training_store import TrainingStore
 logger = logging.getLogger(__name__)
 
 CHAMPION = "champion"
+LAG_INTERVAL_S = 5.0
 T = TypeVar("T")
 
 
@@ -204,6 +205,18 @@ def build_app(
     for name in agents:
         source, function = chosen[name]
         app.agent(source, name=name)(function)
+
+    @app.timer(interval=LAG_INTERVAL_S)
+    async def report_lag() -> None:
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            # Faust has no public accessor for the last offset it read
+            read = consumer._read_offset.get(tp)  # type: ignore[attr-defined]
+            end = consumer.highwater(tp)
+            if end is not None:
+                behind = end - (read + 1 if read is not None else 0)
+                parts.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(behind, 0))
+
     return app
 
 

@@ -48,6 +48,12 @@ class WorkerMetrics:
             ["version", "measure"],
             registry=r,
         )
+        self.lag = Gauge(
+            "fraudstream_consumer_lag",
+            "Messages in a partition this worker has not read yet (log end - next offset)",
+            ["topic", "partition"],
+            registry=r,
+        )
         self.training_rows = Counter(
             "fraudstream_training_store_rows",
             "Rows written to the training store",

@@ -139,6 +139,7 @@ def test_every_valid_transaction_is_scored_once_and_every_bad_one_is_a_dead_lett
                     "fraudstream_model_quality", {"version": "fallback", "measure": "labelled"}
                 )
                 != len(labels)
+                or _lag(parts, settings.topic(TRANSACTIONS.name)) != [0, 0, 0]
             ) and time.monotonic() < deadline:
                 await asyncio.sleep(0.5)
                 stored = parts.store.read_scored()
@@ -174,6 +175,15 @@ def test_every_valid_transaction_is_scored_once_and_every_bad_one_is_a_dead_lett
         for measure in ("labelled", "frauds")
     }
     assert quality == {"labelled": 40, "frauds": 10}
+    assert _lag(parts, settings.topic(TRANSACTIONS.name)) == [0, 0, 0]  # drained, and reported
+
+
+def _lag(parts: WorkerParts, topic: str) -> list[float | None]:
+    """The lag gauge of each of the topic's three partitions (None before the first report)."""
+    value = parts.metrics.registry.get_sample_value
+    return [
+        value("fraudstream_consumer_lag", {"topic": topic, "partition": str(p)}) for p in range(3)
+    ]
 
 
 def register_two_versions(settings: Settings) -> None:
