@@ -9,7 +9,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TypeVar
 
 import faust
@@ -27,7 +31,7 @@ from scoring.pipeline import InboundMessage, ScoringPipeline, scores_of, utc_now
 from scoring.quality import RollingQuality
 from streams.kafka_admin import ensure_topics
 from streams.metrics import WorkerMetrics
-from streams.settings import Settings
+from streams.settings import Settings, to_env
 from streams.training_store import TrainingStore
 
 logger = logging.getLogger(__name__)
@@ -258,3 +262,16 @@ def _by_partition(pairs: list[tuple[faust.EventT, T]]) -> list[tuple[str, list[T
         )
         for (topic, partition), part in groups.items()
     ]
+
+
+def spawn_worker(
+    settings: Settings, log_file: Path, agents: tuple[str, ...] = AGENTS
+) -> subprocess.Popen[bytes]:
+    """``fraudstream worker`` in its own process, configured by ``settings``, output to
+    ``log_file`` (benchmarks and crash tests run workers this way)."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "streams.cli", "worker", "--agents", ",".join(agents)]
+    with log_file.open("ab") as out:
+        return subprocess.Popen(
+            command, env={**os.environ, **to_env(settings)}, stdout=out, stderr=out
+        )

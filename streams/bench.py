@@ -13,8 +13,6 @@ import contextlib
 import dataclasses
 import os
 import platform
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,9 +25,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas.codec import encode
 from schemas.topics import SCORED, TRANSACTIONS
-from streams.app import create_topics
+from streams.app import create_topics, spawn_worker
 from streams.kafka_admin import ensure_topics
-from streams.settings import Settings, to_env
+from streams.settings import Settings
 from streams.simulator.generator import SimulationConfig, simulate
 from streams.simulator.records import transaction_records
 
@@ -86,7 +84,8 @@ async def run_bench(
     await _produce(
         settings.kafka_bootstrap, worker_settings.topic(TRANSACTIONS.name), values[:count]
     )
-    worker = _start_worker(worker_settings)
+    log = Path(worker_settings.home) / "bench-worker.log"
+    worker = spawn_worker(worker_settings, log, agents=("score", "model-updates"))
     try:
         throughput = await _count_rate(
             settings.kafka_bootstrap, worker_settings.topic(SCORED.name), count
@@ -186,15 +185,6 @@ async def _faust_noop(settings: Settings, source: str, count: int, run: str) -> 
     finally:
         await app.stop()
     return count / (state["last"] - state["first"])
-
-
-def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **to_env(settings)}
-    log = Path(settings.home) / "bench-worker.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        command = [sys.executable, "-m", "streams.cli", "worker", "--agents", "score,model-updates"]
-        return subprocess.Popen(command, env=env, stdout=out, stderr=out)
 
 
 async def _count_rate(bootstrap: str, topic: str, count: int) -> float:

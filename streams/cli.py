@@ -200,8 +200,7 @@ def _train(settings: Settings, args: argparse.Namespace) -> int:
         f"window: train {window.train_start.date()}..{window.train_end.date()}, "
         f"test {window.test_start.date()}..{window.test_end.date()}; {report.summary}"
     )
-    for kind, metrics in report.metrics.items():
-        _say(f"  {kind:<20} " + "  ".join(f"{n}={v:.4f}" for n, v in metrics.items()))
+    _say_metrics(report.metrics)
     role = "champion" if report.champion else "registered (champion unchanged)"
     _say(f"best: {report.best} -> {settings.model_name} version {report.version}, {role}")
     return 0
@@ -279,6 +278,11 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _say_metrics(per_candidate: dict[str, dict[str, float]]) -> None:
+    for kind, metrics in per_candidate.items():
+        _say(f"  {kind:<20} " + "  ".join(f"{n}={v:.4f}" for n, v in metrics.items()))
+
+
 def _say(line: str) -> None:
     print(line)  # noqa: T201 - a command's output goes to stdout
 
@@ -316,7 +320,6 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from streams.services import LocalServices
 
     services = LocalServices(settings)
-    already_running = {status.name for status in services.status() if status.running}
     try:
         services.up()
         for status in services.status():
@@ -326,8 +329,8 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         return _demo_model(settings, args.data)
     finally:
         if not args.keep_services:
-            started_here = tuple(n for n in ("kafka", "redis") if n not in already_running)
-            logger.info("stopped: %s", ", ".join(services.down(started_here)) or "nothing")
+            stopped = services.down(tuple(services.started))
+            logger.info("stopped: %s", ", ".join(stopped) or "nothing")
 
 
 def _demo_model(settings: Settings, data: Path) -> int:
@@ -339,8 +342,7 @@ def _demo_model(settings: Settings, data: Path) -> int:
     simulation = write_simulation(config, data, "parquet")
     _say(f"simulated {len(simulation.transactions)} transactions, {len(simulation.labels)} labels")
     report = train(settings, data / "transactions.parquet", data / "labels.parquet", {})
-    for kind, metrics in report.metrics.items():
-        _say(f"  {kind:<20} " + "  ".join(f"{n}={v:.4f}" for n, v in metrics.items()))
+    _say_metrics(report.metrics)
     role = "champion" if report.champion else "registered; the champion is unchanged"
     _say(f"trained: best {report.best} -> {settings.model_name} version {report.version} ({role})")
     metrics = score_file(

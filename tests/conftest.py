@@ -128,9 +128,8 @@ def _from_local_services() -> Iterator[Endpoints]:
 
     settings = Settings.from_env(os.environ)
     local = LocalServices(settings)
-    already_running = {status.name for status in local.status() if status.running}
-    local.up()
     try:
+        local.up()
         yield Endpoints(
             settings.kafka_bootstrap,
             settings.redis_url,
@@ -140,5 +139,4 @@ def _from_local_services() -> Iterator[Endpoints]:
         )
     finally:
         if not os.environ.get("FRAUD_KEEP_SERVICES"):
-            started_here = tuple(name for name in ("kafka", "redis") if name not in already_running)
-            local.down(started_here)
+            local.down(tuple(local.started))

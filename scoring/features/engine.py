@@ -170,7 +170,7 @@ class _TerminalDays:
     """A terminal's day counters during one batch, with its features cached per day."""
 
     def __init__(self, engine: FeatureEngine, counters: TerminalCounters) -> None:
-        self.counters = dict(counters)
+        self.counters = counters  # the snapshot's own copy: the store hands out fresh dicts
         self.delay = engine.label_delay_days
         self.horizon = engine.terminal_horizon_days
         self.cache: dict[int, list[float]] = {}

@@ -52,7 +52,8 @@ class FeatureStore(Protocol):
         self, mark_keys: Sequence[str], card_ids: Iterable[str], terminal_ids: Iterable[str]
     ) -> Snapshot:
         """The marks that exist among ``mark_keys`` and the state of the cards and terminals.
-        The caller may change the card columns it gets; ``apply`` is what stores them."""
+        The caller may change the card columns and terminal counters it gets; ``apply`` is
+        what stores changes."""
         ...
 
     def apply(self, writes: StateWrites) -> None:

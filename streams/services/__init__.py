@@ -20,6 +20,7 @@ class LocalServices:
         self.kafka = LocalKafka(settings)
         self.redis = LocalRedis(settings)
         self.mlflow = LocalMlflow(settings)
+        self.started: list[str] = []
 
     def _pick(self, names: tuple[str, ...]) -> list[LocalKafka | LocalRedis | LocalMlflow]:
         unknown = set(names) - set(NAMES)
@@ -30,11 +31,15 @@ class LocalServices:
         return [getattr(self, name) for name in NAMES if name in names]
 
     def up(self, names: tuple[str, ...] = NAMES, mlflow_server: bool = False) -> None:
+        """Start what is not running; ``started`` then names what this object started, so a
+        caller can stop exactly that, even if a later service failed to start."""
         for service in self._pick(names):
             if isinstance(service, LocalMlflow):
-                service.up(with_server=mlflow_server)
+                started = service.up(with_server=mlflow_server)
             else:
-                service.up()
+                started = service.up()
+            if started:
+                self.started.append(service.name)
 
     def down(self, names: tuple[str, ...] = NAMES) -> list[str]:
         """Stop what ``up`` started; returns the names of the services that were stopped."""

@@ -106,10 +106,11 @@ class LocalKafka:
             log_file=settings.kafka_log_dir / "server.log",
         )
 
-    def up(self) -> None:
+    def up(self) -> bool:
+        """Start the broker unless ours runs; True if this call started it."""
         if self.process.pid() is not None:
             self._wait_ready()
-            return
+            return False
         host, port = self.settings.kafka_host, self.settings.kafka_port
         if port_open(host, port):
             raise ServiceError(
@@ -137,6 +138,7 @@ class LocalKafka:
             ]
         )
         self._wait_ready()
+        return True
 
     def down(self) -> bool:
         return self.process.stop(timeout=60.0)

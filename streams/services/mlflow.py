@@ -32,7 +32,8 @@ class LocalMlflow:
             "mlflow-server", settings.home / "run", f"--port {settings.mlflow_port}"
         )
 
-    def up(self, with_server: bool = False) -> None:
+    def up(self, with_server: bool = False) -> bool:
+        """Create the store; True if this call started the UI server."""
         self.settings.mlflow_artifact_dir.mkdir(parents=True, exist_ok=True)
         uri = self.settings.mlflow_tracking_uri
         if uri.startswith("sqlite:"):
@@ -40,6 +41,8 @@ class LocalMlflow:
             initialise_store(uri, self.settings.mlflow_artifact_dir)
         if with_server and self.server.pid() is None:
             self._start_server(uri)
+            return True
+        return False
 
     def down(self) -> bool:
         return self.server.stop()

@@ -32,8 +32,10 @@ class LocalRedis:
             "redis", settings.home / "run", f"--port {port}", f"127.0.0.1:{port}"
         )
 
-    def up(self) -> None:
-        if self.process.pid() is None:
+    def up(self) -> bool:
+        """Start Redis unless ours runs; True if this call started it."""
+        started = self.process.pid() is None
+        if started:
             if port_open("127.0.0.1", self.settings.redis_port):
                 raise ServiceError(
                     f"port {self.settings.redis_port} is taken by a process fraudstream did not "
@@ -53,6 +55,7 @@ class LocalRedis:
                 ]
             )  # fmt: skip
         wait_until(lambda: _ping(self.settings.redis_url), 30.0, "Redis", self.process)
+        return started
 
     def down(self) -> bool:
         return self.process.stop()

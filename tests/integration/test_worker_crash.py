@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -19,19 +16,11 @@ import redis
 from schemas.codec import decode, encode
 from schemas.scored import ScoredTransaction
 from schemas.topics import SCORED, TRANSACTIONS
-from streams.app import create_topics
-from streams.settings import to_env
+from streams.app import create_topics, spawn_worker
 from streams.simulator.generator import SimulationConfig, simulate
 from streams.simulator.records import transaction_records
 from tests.conftest import Endpoints
 from tests.integration.test_streaming import Reader, send
-
-
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=out, stderr=out
-        )
 
 
 def test_kill_9_mid_stream_loses_nothing_and_counts_nothing_twice(
@@ -42,7 +31,7 @@ def test_kill_9_mid_stream_loses_nothing_and_counts_nothing_twice(
         home=tmp_path, topic_prefix=f"crash{run}.", app_id=f"fraudstream-crash-{run}",
         partitions=3, model_name=f"it-crash-{run}", metrics_port=0,
     )  # fmt: skip
-    env = {**os.environ, **to_env(dataclasses.replace(settings, batch_size=100))}
+    worker_settings = dataclasses.replace(settings, batch_size=100)
     simulation = simulate(SimulationConfig(seed=6, days=4, customers=300, terminals=120))
     records = transaction_records(simulation.transactions.head(3_000))
     items = [(r.card_id.encode(), encode(r)) for r in records]
@@ -50,14 +39,14 @@ def test_kill_9_mid_stream_loses_nothing_and_counts_nothing_twice(
 
     async def run_crash() -> list[bytes]:
         await create_topics(settings)
-        first = start_worker(env, log)
+        first = spawn_worker(worker_settings, log)
         async with Reader(settings, SCORED.name) as scored:
             await send(settings, TRANSACTIONS.name, items[:1_000])
             seen = await scored.read(300, timeout=120)  # it is working...
             first.send_signal(signal.SIGKILL)  # ...and dies without a word
             first.wait()
             await send(settings, TRANSACTIONS.name, items[1_000:])
-            second = start_worker(env, log)
+            second = spawn_worker(worker_settings, log)
             try:
                 unique = {decode(ScoredTransaction, raw).transaction.transaction_id for raw in seen}
                 deadline = time.monotonic() + 180
