@@ -40,12 +40,23 @@ class TrainedModel:
             )
         return np.asarray(self.estimator.predict_proba(rows)[:, 1], dtype=np.float64)
 
+    def paths(self) -> PathAttribution:
+        if self._paths is None:
+            self._paths = PathAttribution(self.estimator.booster_)
+        return self._paths
+
+    def predict_explained(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities and contributions together; for LightGBM from one pass over the
+        trees (the probability is the sigmoid of the leaves' sum), half the cost of two."""
+        if self.kind == "lightgbm" and self.paths().objective == "binary sigmoid:1":
+            raw, contributions = self.paths().explain(rows)
+            return 1.0 / (1.0 + np.exp(-raw)), contributions
+        return self.predict_proba(rows), self.contributions(rows)
+
     def contributions(self, rows: np.ndarray) -> np.ndarray:
         """``(rows, features)`` pushes towards fraud; larger is more suspicious."""
         if self.kind == "lightgbm":
-            if self._paths is None:
-                self._paths = PathAttribution(self.estimator.booster_)
-            return self._paths.contributions(rows)
+            return self.paths().contributions(rows)
         standardised = (rows - self.feature_mean) / self.feature_std
         if self.kind == "logistic_regression":
             scaler, regression = self.estimator[0], self.estimator[-1]

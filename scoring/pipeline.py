@@ -8,17 +8,19 @@ so the whole path is tested without a broker.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import numpy as np
+import orjson
 
 from schemas.codec import DecodeError, decode
 from schemas.events import DeadLetter
 from schemas.pan import redact_pans
-from schemas.scored import Decision, ScoredTransaction
+from schemas.scored import ScoredTransaction
 from schemas.transaction import Transaction
-from scoring.decision import Thresholds
+from scoring.decision import ReasonCode, Thresholds
 from scoring.features import FEATURE_NAMES, FeatureEngine, FeatureInput
 from scoring.features.store import FeatureStore, StateWrites
 from scoring.serving import RulesFallback, Scorer
@@ -37,29 +39,85 @@ class InboundMessage:
 
 @dataclasses.dataclass(frozen=True)
 class BatchResult:
-    scored: list[ScoredTransaction]
-    dead_letters: list[DeadLetter]
+    """A scored batch, column by column: building a pydantic object per transaction cost more
+    than scoring it, so the output JSON is built straight from these (``encoded``) and the
+    objects only when someone asks (``scored``)."""
+
+    transactions: list[Transaction]
+    messages: list[InboundMessage]  # the accepted ones, aligned with ``transactions``
+    rows: np.ndarray  # features, ``FEATURE_NAMES`` order
+    probabilities: np.ndarray
+    decisions: np.ndarray  # of ``Decision`` values
+    reasons: list[list[ReasonCode]]
     scorer: Scorer  # the model that scored this batch (one batch, one model)
+    scored_time: datetime
+    dead_letters: list[DeadLetter]
+    writes: StateWrites  # the batch's feature-state changes and score marks, until saved
+
+    def __len__(self) -> int:
+        return len(self.transactions)
+
+    def encoded(self) -> list[tuple[bytes, bytes]]:
+        """(key, value) of each ``transactions.scored`` message: the card id and the
+        ``ScoredTransaction`` JSON."""
+        to_json = Transaction.__pydantic_serializer__.to_json
+        scorer, scored_time = self.scorer, self.scored_time
+        fallback = scorer.fallback
+        return [
+            (
+                transaction.card_id.encode(),
+                orjson.dumps(
+                    {
+                        "transaction": orjson.Fragment(to_json(transaction)),
+                        "fraud_probability": probability,
+                        "decision": decision,
+                        "reasons": reasons,
+                        "model_name": scorer.name,
+                        "model_version": scorer.version,
+                        "fallback": fallback,
+                        "features": dict(zip(FEATURE_NAMES, row, strict=True)),
+                        "ingest_time": message.ingest_time,
+                        "scored_time": scored_time,
+                        "challenger_probability": None,
+                        "challenger_version": None,
+                        "schema_version": 1,
+                    },
+                    option=orjson.OPT_UTC_Z,
+                ),
+            )
+            for transaction, message, probability, decision, reasons, row in zip(
+                self.transactions,
+                self.messages,
+                self.probabilities.tolist(),
+                self.decisions.tolist(),
+                self.reasons,
+                self.rows.tolist(),
+                strict=True,
+            )
+        ]
+
+    @functools.cached_property
+    def scored(self) -> list[ScoredTransaction]:
+        """The outputs as validated objects, read back from exactly the bytes ``encoded``
+        sends (slow: for tests and small batches)."""
+        return [ScoredTransaction.model_validate_json(value) for _, value in self.encoded()]
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def score_key(transaction_id: str) -> str:
-    """The feature store mark holding ``"<probability>|<model version>"`` of a transaction."""
-    return f"score:{transaction_id}"
-
-
 def scores_of(store: FeatureStore, transaction_ids: Sequence[str]) -> dict[str, tuple[float, str]]:
-    """The probability and model version each transaction was scored with, where known."""
-    marks = store.read([score_key(i) for i in transaction_ids], (), ()).marks
+    """The probability and model version each transaction was first scored with, where known
+    (kept with the transaction's mark: ``[terminal, day, probability, version]``)."""
+    marks = store.read([f"tx:{i}" for i in transaction_ids], ()).marks
     found = {}
     for transaction_id in transaction_ids:
-        value = marks.get(score_key(transaction_id))
+        value = marks.get(f"tx:{transaction_id}")
         if value is not None:
-            probability, version = value.split("|", 1)
-            found[transaction_id] = (float(probability), version)
+            mark = orjson.loads(value)
+            if len(mark) == 4:
+                found[transaction_id] = (float(mark[2]), str(mark[3]))
     return found
 
 
@@ -76,7 +134,9 @@ class ScoringPipeline:
         self.thresholds = thresholds
         self.clock = clock
 
-    def score_batch(self, messages: Sequence[InboundMessage]) -> BatchResult:
+    def prepare(self, messages: Sequence[InboundMessage]) -> BatchResult:
+        """Score a batch; its state changes wait in ``writes`` for ``save``, so the caller
+        can store them while it sends the outputs."""
         transactions: list[Transaction] = []
         accepted: list[InboundMessage] = []
         dead: list[DeadLetter] = []
@@ -87,54 +147,47 @@ class ScoringPipeline:
             except DecodeError as error:
                 dead.append(self.dead_letter(message, str(error)))
         scorer = self.current_scorer()
-        if not transactions:
-            return BatchResult([], dead, scorer)
-        rows = self.engine.process([FeatureInput.of(t) for t in transactions])
+        rows, writes = self.engine.compute([FeatureInput.of(t) for t in transactions])
+        if not transactions:  # models refuse empty input
+            nothing = np.zeros(0)
+            return BatchResult(
+                [], [], rows, nothing, nothing, [], scorer, self.clock(), dead, writes
+            )
         scores = scorer.score(rows)
         if not np.isfinite(scores.probabilities).all():
             # a model that answers NaN must not decide: the rules do, and say so
             scorer = RulesFallback()
             scores = scorer.score(rows)
-        decisions = self.thresholds.decide(scores.probabilities)
-        scored_time = self.clock()
-        scored = [
-            ScoredTransaction.model_construct(  # every part is already validated or ours
-                transaction=transaction,
-                fraud_probability=float(probability),
-                decision=Decision(decision),
-                reasons=reasons,
-                model_name=scorer.name,
-                model_version=scorer.version,
-                fallback=scorer.fallback,
-                features=dict(zip(FEATURE_NAMES, row.tolist(), strict=True)),
-                ingest_time=message.ingest_time,
-                scored_time=scored_time,
-                challenger_probability=None,
-                challenger_version=None,
-                schema_version=1,
-            )
-            for transaction, message, probability, decision, reasons, row in zip(
-                transactions,
-                accepted,
-                scores.probabilities,
-                decisions,
-                scores.reasons,
-                rows,
-                strict=True,
-            )
-        ]
-        # what each transaction scored, so the labels agent can measure the model it serves
-        self.engine.store.apply(
-            StateWrites(
-                marks={
-                    score_key(
-                        s.transaction.transaction_id
-                    ): f"{s.fraud_probability}|{s.model_version}"
-                    for s in scored
-                }
-            )
+        # with each new transaction's mark, its score: the labels agent measures the model
+        version, marks = scorer.version, writes.marks
+        for transaction, probability in zip(
+            transactions, scores.probabilities.tolist(), strict=True
+        ):
+            key = f"tx:{transaction.transaction_id}"
+            if key in marks:  # not a replay: the first score is the one that counts
+                marks[key] = f"{marks[key][:-1]},{probability},{orjson.dumps(version).decode()}]"
+        return BatchResult(
+            transactions,
+            accepted,
+            rows,
+            scores.probabilities,
+            self.thresholds.decide(scores.probabilities),
+            scores.reasons,
+            scorer,
+            self.clock(),
+            dead,
+            writes,
         )
-        return BatchResult(scored, dead, scorer)
+
+    def save(self, result: BatchResult) -> None:
+        """Store the batch's feature state and score marks, all or nothing."""
+        self.engine.save(result.writes)
+
+    def score_batch(self, messages: Sequence[InboundMessage]) -> BatchResult:
+        """``prepare`` and ``save`` in one call."""
+        result = self.prepare(messages)
+        self.save(result)
+        return result
 
     def dead_letter(self, message: InboundMessage, error: str) -> DeadLetter:
         return DeadLetter(

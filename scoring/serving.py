@@ -11,8 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
-from schemas.scored import Reason
-from scoring.decision import reason_codes
+from scoring.decision import TOP_REASONS, ReasonCode, reason_codes
 from scoring.features.definitions import FEATURE_INDEX, FEATURE_NAMES
 from scoring.model import TrainedModel
 
@@ -20,7 +19,7 @@ from scoring.model import TrainedModel
 @dataclasses.dataclass(frozen=True)
 class ScoreBatch:
     probabilities: np.ndarray
-    reasons: list[tuple[Reason, ...]]
+    reasons: list[list[ReasonCode]]  # per row, at most three, strongest first
 
 
 class Scorer(Protocol):
@@ -44,9 +43,9 @@ class ModelScorer:
     def score(self, rows: np.ndarray) -> ScoreBatch:
         if self.model.feature_names != FEATURE_NAMES:
             rows = rows[:, [FEATURE_INDEX[name] for name in self.model.feature_names]]
+        probabilities, contributions = self.model.predict_explained(rows)
         return ScoreBatch(
-            self.model.predict_proba(rows),
-            reason_codes(self.model.contributions(rows), rows, self.model.feature_names),
+            probabilities, reason_codes(contributions, rows, self.model.feature_names)
         )
 
 
@@ -78,7 +77,7 @@ class RulesFallback:
     >>> rows = np.zeros((2, len(FEATURE_NAMES)))
     >>> rows[1, FEATURE_INDEX["card_tx_count_10m"]] = 8
     >>> batch = RulesFallback().score(rows)
-    >>> batch.probabilities.tolist(), [r.code for r in batch.reasons[1]]
+    >>> batch.probabilities.tolist(), [r["code"] for r in batch.reasons[1]]
     ([0.01, 0.46], ['RULE_CARD_TX_COUNT_10M'])
     """
 
@@ -94,19 +93,20 @@ class RulesFallback:
         )
         weights = np.array([rule.weight for rule in self.rules])
         probabilities = np.minimum(self.base + (fired * weights).sum(axis=1), 0.99)
+        by_weight = sorted(range(len(self.rules)), key=lambda i: -self.rules[i].weight)
         reasons = [
-            tuple(
-                Reason(
-                    code=rule.code,
-                    feature=rule.feature,
-                    value=float(row[FEATURE_INDEX[rule.feature]]),
-                    contribution=rule.weight,
+            [
+                ReasonCode(
+                    {
+                        "code": self.rules[i].code,
+                        "feature": self.rules[i].feature,
+                        "value": float(row[FEATURE_INDEX[self.rules[i].feature]]),
+                        "contribution": self.rules[i].weight,
+                    }
                 )
-                for rule, hit in sorted(
-                    zip(self.rules, flags, strict=True), key=lambda p: -p[0].weight
-                )
-                if hit
-            )[:3]
+                for i in by_weight
+                if flags[i]
+            ][:TOP_REASONS]
             for row, flags in zip(rows, fired, strict=True)
         ]
         return ScoreBatch(np.round(probabilities, 6), reasons)

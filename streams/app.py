@@ -7,6 +7,7 @@ engine, model holder), made by ``make_parts`` in the worker's entry point.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -128,6 +129,8 @@ def build_app(
 
     scored_name, dead_letters = settings.topic(SCORED.name), topic(DEAD_LETTERS.name)
 
+    saving: list[asyncio.Future[None]] = []  # the batch whose state is being stored
+
     async def score(stream: faust.StreamT) -> None:
         # take_events is on faust's Stream, not on its StreamT protocol
         batches = stream.take_events(settings.batch_size, within=settings.batch_within)  # type: ignore[attr-defined]
@@ -142,18 +145,24 @@ def build_app(
                 )
                 for event in events
             ]
-            result = parts.pipeline.score_batch(messages)
-            parts.metrics.observe_batch(result.scored, len(result.dead_letters), utc_now())
-            # straight to the producer: Faust's topic.send costs far more per message, and
-            # Faust flushes the producer before it commits the input offsets anyway
-            for item in result.scored:
-                await app.producer.send(
-                    scored_name, item.transaction.card_id.encode(), encode(item), None, None, None
-                )
-            for letter in result.dead_letters:
-                origin = f"{letter.origin_topic}[{letter.origin_partition}]@{letter.origin_offset}"
-                logger.warning("dead letter %s: %s", origin, letter.error)
-                await dead_letters.send(value=encode(letter))
+            result = parts.pipeline.prepare(messages)
+            # Redis stores the batch's state in a thread while this one encodes and sends;
+            # the batch is acknowledged (its offsets committable) only after both.
+            saving.append(asyncio.ensure_future(asyncio.to_thread(parts.pipeline.save, result)))
+            try:
+                # straight to the producer: Faust's topic.send costs far more per message,
+                # and Faust flushes the producer before it commits the input offsets anyway
+                for key, value in result.encoded():
+                    await app.producer.send(scored_name, key, value, None, None, None)
+                for letter in result.dead_letters:
+                    where = f"{letter.origin_partition}]@{letter.origin_offset}"
+                    logger.warning(
+                        "dead letter %s[%s: %s", letter.origin_topic, where, letter.error
+                    )
+                    await dead_letters.send(value=encode(letter))
+            finally:
+                await saving.pop()
+            parts.metrics.observe_batch(result, utc_now())
 
     async def model_updates(stream: faust.StreamT) -> None:
         async for raw in stream:
@@ -195,6 +204,9 @@ def build_app(
         sender: object, /, *args: object, signal: object, **kwargs: object
     ) -> None:
         # cards follow their partitions: after a rebalance another worker may have moved on
+        for pending in list(saving):
+            with contextlib.suppress(Exception):  # the agent reports its own failure
+                await asyncio.shield(pending)
         parts.engine.store.forget()
 
     app.on_partitions_revoked.connect(forget_cached_cards)

@@ -127,7 +127,7 @@ def score_file(
     for start in range(0, len(rows), SCORE_CHUNK):
         batch = scorer.score(rows[start : start + SCORE_CHUNK])
         scores.append(batch.probabilities)
-        reasons += [";".join(reason.code for reason in row) for row in batch.reasons]
+        reasons += [";".join(str(reason["code"]) for reason in row) for row in batch.reasons]
     probabilities = np.concatenate(scores) if scores else np.array([])
     out = pd.DataFrame(
         {

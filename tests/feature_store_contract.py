@@ -10,8 +10,8 @@ from scoring.features.store import CARD_COLUMNS, FeatureStore, StateWrites
 
 def check_feature_store_contract(store: FeatureStore, reopen: Callable[[], FeatureStore]) -> None:
     """``reopen``: a new instance on the same data (a restarted worker, with nothing cached)."""
-    empty = store.read(["tx:a"], ["card-1"], ["term-1"])
-    assert (empty.marks, empty.cards, empty.terminals) == ({}, {}, {})
+    empty = store.read(["tx:a"], ["card-1"], [("term-1", 11)], [(1, 1)])
+    assert (empty.marks, empty.cards, empty.terminal_sums) == ({}, {}, {})
 
     writes = StateWrites()
     rows = [[0.5, "z", 9.0, "term-9", "FR", 48.8, 2.3], [1.0, "a", 2.5, "term-1", None, None, None]]
@@ -23,9 +23,16 @@ def check_feature_store_contract(store: FeatureStore, reopen: Callable[[], Featu
     more = StateWrites()
     more.terminal_increments["term-1"]["10:n"] += 1  # increments add up, never overwrite
     more.terminal_increments["term-1"]["3:n"] += 1
+    more.terminal_increments["term-1"]["3:f"] += 1
+    more.terminal_increments["term-9"]["10:n"] += 1
     store.apply(more)
-    expire = StateWrites()
-    expire.terminal_expired["term-1"] = ["3:n"]
+    ranges = [(1, 1), (1, 8), (2, 8)]
+    expected = {("term-1", 11): [3, 0, 4, 1, 1, 1], ("term-9", 11): [1, 0, 1, 0, 0, 0]}
+    asked = [("term-1", 11), ("term-9", 11), ("term-2", 11)]
+    assert store.read([], [], asked, ranges).terminal_sums == expected
+    # the first transaction of day 20, with a 5-day horizon: days 8..14 are dropped
+    expire = StateWrites(terminal_horizon_days=5)
+    expire.terminal_increments["term-1"]["20:n"] += 1
     store.apply(expire)
     later = StateWrites()  # a later event, and the history cut before it
     later.card_events["card-1"] = [[2.0, "b", 4.0, "term-1", "DE", None, None]]
@@ -37,11 +44,13 @@ def check_feature_store_contract(store: FeatureStore, reopen: Callable[[], Featu
     store.apply(later)
 
     for instance in (store, reopen()):
-        snapshot = instance.read(["tx:a", "tx:b"], ["card-1", "card-2"], ["term-1", "term-2"])
+        snapshot = instance.read(
+            ["tx:a", "tx:b"], ["card-1", "card-2"], [("term-1", 21), ("term-2", 21)], [(1, 20)]
+        )
         assert snapshot.marks == {"tx:a": "term-1|10"}
         assert snapshot.cards == {
             "card-1": {"ts": [1.0, 2.0], "id": ["a", "b"], "amount": [2.5, 4.0],
                        "terminal": ["term-1", "term-1"], "country": [None, "DE"],
                        "lat": [None, None], "lon": [None, None]}
         }  # fmt: skip
-        assert snapshot.terminals == {"term-1": {"10:n": 3}}
+        assert snapshot.terminal_sums == {("term-1", 21): [2, 1]}  # days 3 and 20 are left

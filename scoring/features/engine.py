@@ -10,13 +10,13 @@ and changes no state.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from math import fsum
 from typing import NamedTuple
 
 import numpy as np
+import orjson
 
 from schemas.events import Label
 from schemas.transaction import Transaction
@@ -33,19 +33,12 @@ from scoring.features.definitions import (
     code_of,
     haversine_km,
 )
-from scoring.features.store import (
-    CARD_COLUMNS,
-    CardEvents,
-    FeatureStore,
-    StateWrites,
-    TerminalCounters,
-)
+from scoring.features.store import CARD_COLUMNS, CardEvents, FeatureStore, StateWrites
 
 _WINDOW_SECONDS = tuple(CARD_WINDOWS.values())
 _ONE_DAY = _WINDOW_SECONDS.index(SECONDS_PER_DAY)
 _MEAN_WINDOWS = tuple(list(CARD_WINDOWS).index(w) for w in ("1d", "7d", "30d"))
 _MIN_TRAVEL_HOURS = 1 / 60  # a minute: no speed from two swipes in the same second
-_EXPIRY_LOOKBACK_DAYS = 7
 
 
 class FeatureInput(NamedTuple):
@@ -90,65 +83,103 @@ class FeatureEngine:
         self.store = store
         self.label_delay_days = label_delay_days
         self.terminal_horizon_days = label_delay_days + max(TERMINAL_WINDOW_DAYS) + 1
+        # what terminal features sum, in days back from the event's day: the last completed
+        # days, and the days ``label_delay_days`` further back whose labels are mostly known
+        self.terminal_ranges = [(1, days) for days in TERMINAL_WINDOW_DAYS] + [
+            (label_delay_days + 1, label_delay_days + days) for days in TERMINAL_WINDOW_DAYS
+        ]
 
-    def _process(self, events: Sequence[FeatureInput]) -> np.ndarray:
-        keys = [f"tx:{e.transaction_id}" for e in events]
+    def _compute(self, events: Sequence[FeatureInput]) -> tuple[np.ndarray, StateWrites]:
+        days = [int(event.ts // SECONDS_PER_DAY) for event in events]
         snapshot = self.store.read(
-            keys, {e.card_id for e in events}, {e.terminal_id for e in events}
+            (),
+            {e.card_id for e in events},
+            list({(e.terminal_id, day) for e, day in zip(events, days, strict=True)}),
+            self.terminal_ranges,
         )
-        counted = set(snapshot.marks)
         cards = {card_id: _CardHistory(history) for card_id, history in snapshot.cards.items()}
-        terminals: dict[str, _TerminalDays] = {}
-        writes = StateWrites()
+        stored_sums = snapshot.terminal_sums
+        counted_here: dict[str, dict[int, int]] = {}  # terminal -> day -> this batch's count
+        writes = StateWrites(terminal_horizon_days=self.terminal_horizon_days)
         rows = []
-        newest_day = 0
-        for i, event in enumerate(events):
+        for event, day in zip(events, days, strict=True):
             card = cards.get(event.card_id) or cards.setdefault(event.card_id, _CardHistory({}))
-            terminal = terminals.get(event.terminal_id)
-            if terminal is None:
-                counters = snapshot.terminals.get(event.terminal_id, {})
-                terminal = terminals[event.terminal_id] = _TerminalDays(self, counters)
-            day = int(event.ts // SECONDS_PER_DAY)
             row = card.features(event)
-            row += terminal.features(day)
+            row += self._terminal_features(
+                stored_sums.get((event.terminal_id, day)),
+                counted_here.get(event.terminal_id),
+                day,
+            )
             row += calendar_features(event.ts)
             row += (
                 code_of(event.channel, CHANNELS),
                 code_of(event.merchant_category, MERCHANT_CATEGORIES),
             )
             rows.append(row)
-            if keys[i] in counted:
-                continue  # already in the state: a replay changes nothing
-            counted.add(keys[i])
+            if card.contains(event.ts, event.transaction_id):
+                continue  # already in the state (a replay, or twice in a batch): no change
             writes.card_events.setdefault(event.card_id, []).append(card.remember(event))
             writes.cards[event.card_id] = card.columns
-            terminal.count(day)
-            newest_day = max(newest_day, day)
+            per_day = counted_here.setdefault(event.terminal_id, {})
+            per_day[day] = per_day.get(day, 0) + 1
             writes.terminal_increments[event.terminal_id][f"{day}:n"] += 1
-            writes.marks[keys[i]] = f"{event.terminal_id}|{day}"
+            writes.marks[f"tx:{event.transaction_id}"] = orjson.dumps(
+                [event.terminal_id, day]
+            ).decode()
         for card_id in writes.cards:
             writes.card_oldest_kept[card_id] = cards[card_id].cut_to_history()
-        for terminal_id in writes.terminal_increments:
-            if expired := terminals[terminal_id].expired_fields(newest_day):
-                writes.terminal_expired[terminal_id] = expired
-        if writes:
-            self.store.apply(writes)
-        return np.array(rows, dtype=np.float64).reshape(len(events), len(FEATURE_NAMES))
+        rows_array = np.array(rows, dtype=np.float64).reshape(len(events), len(FEATURE_NAMES))
+        return rows_array, writes
 
-    def process(self, events: Sequence[FeatureInput]) -> np.ndarray:
-        """Feature rows (``FEATURE_NAMES`` order) for ``events``, and their state updates."""
+    def _terminal_features(
+        self, stored: list[int] | None, counted_here: dict[int, int] | None, day: int
+    ) -> list[float]:
+        """Transactions over the last completed days, and the fraud share of the days that
+        lie ``label_delay_days`` further back, counting only frauds already labelled; the
+        stored sums plus what this batch counted on earlier days."""
+        sums = list(stored) if stored else [0] * (2 * len(self.terminal_ranges))
+        if counted_here:
+            for earlier, count in counted_here.items():
+                for i, (first, last) in enumerate(self.terminal_ranges):
+                    if day - last <= earlier <= day - first:
+                        sums[2 * i] += count
+        windows = len(TERMINAL_WINDOW_DAYS)
+        features = [float(sums[2 * i]) for i in range(windows)]
+        for i in range(windows, 2 * windows):
+            transactions, frauds = sums[2 * i], sums[2 * i + 1]
+            features.append(frauds / transactions if transactions else 0.0)
+        return features
+
+    def compute(self, events: Sequence[FeatureInput]) -> tuple[np.ndarray, StateWrites]:
+        """Feature rows (``FEATURE_NAMES`` order) for ``events`` and the state changes they
+        make, not yet stored: the caller adds its own and passes them all to ``save``."""
         try:
-            return self._process(events)
+            return self._compute(events)
         except BaseException:
             self.store.forget()  # cached card histories may hold this batch's half-done changes
             raise
+
+    def save(self, writes: StateWrites) -> None:
+        """Store a batch's changes, all or nothing."""
+        try:
+            if writes:
+                self.store.apply(writes)
+        except BaseException:
+            self.store.forget()  # the cache already holds changes the store has not
+            raise
+
+    def process(self, events: Sequence[FeatureInput]) -> np.ndarray:
+        """Feature rows (``FEATURE_NAMES`` order) for ``events``, with their state stored."""
+        rows, writes = self.compute(events)
+        self.save(writes)
+        return rows
 
     def apply_labels(self, labels: Sequence[Label]) -> LabelResult:
         """Count each fraud label once in its terminal's day, from now on (label-known risk)."""
         frauds = [label for label in labels if label.is_fraud]
         keys = [f"tx:{label.transaction_id}" for label in frauds]
         label_keys = [f"label:{label.transaction_id}" for label in frauds]
-        marks = self.store.read(keys + label_keys, (), ()).marks
+        marks = self.store.read(keys + label_keys, ()).marks
         writes = StateWrites()
         repeated = unmatched = 0
         for key, label_key in zip(keys, label_keys, strict=True):
@@ -158,65 +189,12 @@ class FeatureEngine:
             if key not in marks:
                 unmatched += 1
                 continue
-            terminal_id, day = marks[key].rsplit("|", 1)
+            terminal_id, day = orjson.loads(marks[key])[:2]
             writes.terminal_increments[terminal_id][f"{day}:f"] += 1
             writes.marks[label_key] = "1"
         if writes:
             self.store.apply(writes)
         return LabelResult(len(writes.marks), repeated, unmatched)
-
-
-class _TerminalDays:
-    """A terminal's day counters during one batch, with its features cached per day."""
-
-    def __init__(self, engine: FeatureEngine, counters: TerminalCounters) -> None:
-        self.counters = counters  # the snapshot's own copy: the store hands out fresh dicts
-        self.delay = engine.label_delay_days
-        self.horizon = engine.terminal_horizon_days
-        self.cache: dict[int, list[float]] = {}
-
-    def features(self, day: int) -> list[float]:
-        """Transactions over the last completed days, and the fraud share of the days that
-        lie ``label_delay_days`` further back, counting only frauds already labelled."""
-        cached = self.cache.get(day)
-        if cached is not None:
-            return cached
-        count_keys, fraud_keys = _day_fields(day, self.horizon)
-        get = self.counters.get
-        counts = [get(key, 0) for key in count_keys]
-        frauds = [get(key, 0) for key in fraud_keys]
-        end = len(counts) - self.delay
-        features = [float(sum(counts[-days:])) for days in TERMINAL_WINDOW_DAYS]
-        for days in TERMINAL_WINDOW_DAYS:
-            transactions = sum(counts[end - days : end])
-            features.append(sum(frauds[end - days : end]) / transactions if transactions else 0.0)
-        self.cache[day] = features
-        return features
-
-    def count(self, day: int) -> None:
-        field = f"{day}:n"
-        self.counters[field] = self.counters.get(field, 0) + 1
-        if len(self.cache) > 1 or day not in self.cache:
-            for cached_day in [d for d in self.cache if d > day]:
-                del self.cache[cached_day]  # that day's window includes this one
-
-    def expired_fields(self, newest_day: int) -> list[str]:
-        """Counters of days that fell out of the horizon. The week before its start is
-        checked, so a terminal idle for longer keeps a few stale fields until its TTL ends."""
-        first_kept = newest_day - self.horizon
-        return [
-            field
-            for old_day in range(first_kept - _EXPIRY_LOOKBACK_DAYS, first_kept)
-            for field in (f"{old_day}:n", f"{old_day}:f")
-            if field in self.counters
-        ]
-
-
-@functools.lru_cache(maxsize=64)
-def _day_fields(day: int, horizon: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The counter names of the ``horizon`` days before ``day``, oldest first."""
-    days = range(day - horizon, day)
-    return tuple(f"{d}:n" for d in days), tuple(f"{d}:f" for d in days)
 
 
 class _CardHistory:
@@ -239,6 +217,10 @@ class _CardHistory:
         ):
             position += 1
         return position
+
+    def contains(self, ts: float, transaction_id: str) -> bool:
+        position = self.position(ts, transaction_id)
+        return position < len(self.ids) and self.ids[position] == transaction_id
 
     def features(self, event: FeatureInput) -> list[float]:
         """Velocity, spend, novelty and travel of the card, from the events strictly before

@@ -6,8 +6,14 @@ State, per key:
   ``amount``, ``terminal``, ``country``, ``lat``, ``lon``), sorted by (ts, id);
 - terminal ``terminal_id``: counters per day, ``"<day>:n"`` transactions and ``"<day>:f"``
   frauds known so far (incremented, never overwritten: terminals are shared by partitions);
-- marks ``tx:<id>`` -> ``"<terminal_id>|<day>"`` and ``label:<id>`` -> ``"1"``: what has been
-  counted already, so a replayed event or label changes nothing.
+  the first transaction of a day drops the week of counters just beyond the horizon;
+- marks ``tx:<id>`` -> JSON ``[terminal_id, day]`` (the scorer appends the probability and
+  model version) and ``label:<id>`` -> ``"1"``: what the labels agent joins on, and which
+  labels were counted already, so a replayed label changes nothing. (A replayed transaction
+  is recognised by its id in the card's history, written in the same atomic step.)
+
+Readers get a terminal's counters as sums over ranges of days back from a given day, so a
+store can add them up where they live (Redis does it in a server-side script).
 """
 
 from __future__ import annotations
@@ -22,11 +28,48 @@ CardEvents = dict[str, list]  # column name -> values, one per event
 TerminalCounters = dict[str, int]
 
 
+DayRange = tuple[int, int]  # days back from a given day, both ends included: (1, 7) = last week
+TerminalDay = tuple[str, int]  # a terminal on a day (days since the epoch)
+EXPIRY_SPAN_DAYS = 7  # the first transaction of a day drops this many days past the horizon
+
+
 @dataclasses.dataclass
 class Snapshot:
     marks: dict[str, str]
     cards: dict[str, CardEvents]
-    terminals: dict[str, TerminalCounters]
+    # per (terminal, day) asked: transactions and frauds summed over each range, flattened
+    # as [n(range 1), f(range 1), n(range 2), ...]; only terminals with counters appear
+    terminal_sums: dict[TerminalDay, list[int]] = dataclasses.field(default_factory=dict)
+
+
+def sum_days(counters: TerminalCounters, day: int, ranges: Sequence[DayRange]) -> list[int]:
+    """Transactions and frauds over each range of days back from ``day``.
+
+    >>> sum_days({"9:n": 2, "9:f": 1, "7:n": 5}, 10, [(1, 1), (1, 3)])
+    [2, 1, 7, 1]
+    """
+    sums = []
+    for first, last in ranges:
+        days = range(day - last, day - first + 1)
+        sums.append(sum(counters.get(f"{d}:n", 0) for d in days))
+        sums.append(sum(counters.get(f"{d}:f", 0) for d in days))
+    return sums
+
+
+def expired_fields(field: str, horizon_days: int) -> list[str]:
+    """The counters the first ``field`` of a day drops: the week just past the horizon.
+
+    >>> fields = expired_fields("40:n", 38)
+    >>> fields[:3], fields[-2:], len(fields)
+    (['-5:n', '-5:f', '-4:n'], ['1:n', '1:f'], 14)
+    """
+    day = int(field.split(":", 1)[0])
+    first_kept = day - horizon_days
+    return [
+        f"{old}:{kind}"
+        for old in range(first_kept - EXPIRY_SPAN_DAYS, first_kept)
+        for kind in ("n", "f")
+    ]
 
 
 @dataclasses.dataclass
@@ -40,20 +83,25 @@ class StateWrites:
     terminal_increments: dict[str, dict[str, int]] = dataclasses.field(
         default_factory=lambda: defaultdict(lambda: defaultdict(int))
     )
-    terminal_expired: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    # days of counters a terminal keeps: its first transaction of a day drops older ones
+    terminal_horizon_days: int = 0  # 0: drop nothing
     marks: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.cards or self.terminal_increments or self.terminal_expired or self.marks)
+        return bool(self.cards or self.terminal_increments or self.marks)
 
 
 class FeatureStore(Protocol):
     def read(
-        self, mark_keys: Sequence[str], card_ids: Iterable[str], terminal_ids: Iterable[str]
+        self,
+        mark_keys: Sequence[str],
+        card_ids: Iterable[str],
+        terminal_days: Sequence[TerminalDay] = (),
+        ranges: Sequence[DayRange] = (),
     ) -> Snapshot:
-        """The marks that exist among ``mark_keys`` and the state of the cards and terminals.
-        The caller may change the card columns and terminal counters it gets; ``apply`` is
-        what stores changes."""
+        """The marks that exist among ``mark_keys``, the cards' histories and the terminals'
+        sums over ``ranges`` of days back from each asked day. The caller may change the
+        card columns it gets; ``apply`` is what stores changes."""
         ...
 
     def apply(self, writes: StateWrites) -> None:
@@ -78,12 +126,21 @@ class InMemoryFeatureStore:
         self.terminals: dict[str, TerminalCounters] = {}
 
     def read(
-        self, mark_keys: Sequence[str], card_ids: Iterable[str], terminal_ids: Iterable[str]
+        self,
+        mark_keys: Sequence[str],
+        card_ids: Iterable[str],
+        terminal_days: Sequence[TerminalDay] = (),
+        ranges: Sequence[DayRange] = (),
     ) -> Snapshot:
         return Snapshot(
             marks={key: self.marks[key] for key in mark_keys if key in self.marks},
             cards={card: self.cards[card] for card in card_ids if card in self.cards},
-            terminals={t: dict(self.terminals[t]) for t in terminal_ids if t in self.terminals},
+            terminal_sums={
+                (terminal, day): sums
+                for terminal, day in terminal_days
+                if terminal in self.terminals
+                and any(sums := sum_days(self.terminals[terminal], day, ranges))
+            },
         )
 
     def apply(self, writes: StateWrites) -> None:
@@ -92,9 +149,10 @@ class InMemoryFeatureStore:
             counters = self.terminals.setdefault(terminal, {})
             for field, delta in increments.items():
                 counters[field] = counters.get(field, 0) + delta
-        for terminal, fields in writes.terminal_expired.items():
-            for field in fields:
-                self.terminals.get(terminal, {}).pop(field, None)
+                first_of_day = counters[field] == delta and field.endswith(":n")
+                if first_of_day and writes.terminal_horizon_days:
+                    for old in expired_fields(field, writes.terminal_horizon_days):
+                        counters.pop(old, None)
         self.marks.update(writes.marks)
 
     def forget(self) -> None:

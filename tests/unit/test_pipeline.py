@@ -75,7 +75,7 @@ class NaNModel:
     name, version, fallback = "broken", "9", False
 
     def score(self, rows: np.ndarray) -> ScoreBatch:
-        return ScoreBatch(np.full(len(rows), np.nan), [() for _ in rows])
+        return ScoreBatch(np.full(len(rows), np.nan), [[] for _ in rows])
 
 
 def test_a_model_answering_nan_is_replaced_by_the_rules_for_that_batch() -> None:
