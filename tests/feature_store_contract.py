@@ -30,10 +30,14 @@ def check_feature_store_contract(store: FeatureStore, reopen: Callable[[], Featu
     expected = {("term-1", 11): [3, 0, 4, 1, 1, 1], ("term-9", 11): [1, 0, 1, 0, 0, 0]}
     asked = [("term-1", 11), ("term-9", 11), ("term-2", 11)]
     assert store.read([], [], asked, ranges).terminal_sums == expected
-    # the first transaction of day 20, with a 5-day horizon: days 8..14 are dropped
-    expire = StateWrites(terminal_horizon_days=5)
-    expire.terminal_increments["term-1"]["20:n"] += 1
-    store.apply(expire)
+    # a later day, and a fraud label for a day long gone (nothing reads that far back)
+    beyond = StateWrites()
+    beyond.terminal_increments["term-1"]["80:n"] += 1
+    beyond.terminal_increments["term-1"]["81:n"] += 2
+    store.apply(beyond)
+    gone = StateWrites()
+    gone.terminal_increments["term-1"]["3:f"] += 1
+    store.apply(gone)
     later = StateWrites()  # a later event, and the history cut before it
     later.card_events["card-1"] = [[2.0, "b", 4.0, "term-1", "DE", None, None]]
     later.card_oldest_kept["card-1"] = 0.5
@@ -45,7 +49,10 @@ def check_feature_store_contract(store: FeatureStore, reopen: Callable[[], Featu
 
     for instance in (store, reopen()):
         snapshot = instance.read(
-            ["tx:a", "tx:b"], ["card-1", "card-2"], [("term-1", 21), ("term-2", 21)], [(1, 20)]
+            ["tx:a", "tx:b"],
+            ["card-1", "card-2"],
+            [("term-1", 82), ("term-1", 81), ("term-2", 82)],
+            [(1, 1), (1, 30)],
         )
         assert snapshot.marks == {"tx:a": "term-1|10"}
         assert snapshot.cards == {
@@ -53,4 +60,7 @@ def check_feature_store_contract(store: FeatureStore, reopen: Callable[[], Featu
                        "terminal": ["term-1", "term-1"], "country": [None, "DE"],
                        "lat": [None, None], "lon": [None, None]}
         }  # fmt: skip
-        assert snapshot.terminal_sums == {("term-1", 21): [2, 1]}  # days 3 and 20 are left
+        assert snapshot.terminal_sums == {
+            ("term-1", 82): [2, 0, 3, 0],
+            ("term-1", 81): [1, 0, 1, 0],
+        }

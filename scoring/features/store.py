@@ -1,19 +1,19 @@
 """Where feature state lives, behind one small protocol: in memory (tests, offline replay) or
-Redis (online). Both hold exactly the same data, so online and offline features agree.
+Redis (online). Both give the same answers, so online and offline features agree.
 
 State, per key:
 - card ``card_id``: the card's events of the last 30 days as parallel columns (``ts``, ``id``,
   ``amount``, ``terminal``, ``country``, ``lat``, ``lon``), sorted by (ts, id);
 - terminal ``terminal_id``: counters per day, ``"<day>:n"`` transactions and ``"<day>:f"``
-  frauds known so far (incremented, never overwritten: terminals are shared by partitions);
-  the first transaction of a day drops the week of counters just beyond the horizon;
+  frauds known so far (incremented, never overwritten: terminals are shared by partitions;
+  Redis keeps the last 64 days in a ring, see ``redis_store``);
 - marks ``tx:<id>`` -> JSON ``[terminal_id, day]`` (the scorer appends the probability and
   model version) and ``label:<id>`` -> ``"1"``: what the labels agent joins on, and which
   labels were counted already, so a replayed label changes nothing. (A replayed transaction
   is recognised by its id in the card's history, written in the same atomic step.)
 
-Readers get a terminal's counters as sums over ranges of days back from a given day, so a
-store can add them up where they live (Redis does it in a server-side script).
+Readers get a terminal's counters as sums over ranges of days back from a given day, so each
+store adds them up in the way that suits it (Redis: numpy over the batch's rings).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ TerminalCounters = dict[str, int]
 
 DayRange = tuple[int, int]  # days back from a given day, both ends included: (1, 7) = last week
 TerminalDay = tuple[str, int]  # a terminal on a day (days since the epoch)
-EXPIRY_SPAN_DAYS = 7  # the first transaction of a day drops this many days past the horizon
 
 
 @dataclasses.dataclass
@@ -56,22 +55,6 @@ def sum_days(counters: TerminalCounters, day: int, ranges: Sequence[DayRange]) -
     return sums
 
 
-def expired_fields(field: str, horizon_days: int) -> list[str]:
-    """The counters the first ``field`` of a day drops: the week just past the horizon.
-
-    >>> fields = expired_fields("40:n", 38)
-    >>> fields[:3], fields[-2:], len(fields)
-    (['-5:n', '-5:f', '-4:n'], ['1:n', '1:f'], 14)
-    """
-    day = int(field.split(":", 1)[0])
-    first_kept = day - horizon_days
-    return [
-        f"{old}:{kind}"
-        for old in range(first_kept - EXPIRY_SPAN_DAYS, first_kept)
-        for kind in ("n", "f")
-    ]
-
-
 @dataclasses.dataclass
 class StateWrites:
     """Everything one batch changes; a store applies it all or nothing."""
@@ -83,8 +66,6 @@ class StateWrites:
     terminal_increments: dict[str, dict[str, int]] = dataclasses.field(
         default_factory=lambda: defaultdict(lambda: defaultdict(int))
     )
-    # days of counters a terminal keeps: its first transaction of a day drops older ones
-    terminal_horizon_days: int = 0  # 0: drop nothing
     marks: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __bool__(self) -> bool:
@@ -149,10 +130,6 @@ class InMemoryFeatureStore:
             counters = self.terminals.setdefault(terminal, {})
             for field, delta in increments.items():
                 counters[field] = counters.get(field, 0) + delta
-                first_of_day = counters[field] == delta and field.endswith(":n")
-                if first_of_day and writes.terminal_horizon_days:
-                    for old in expired_fields(field, writes.terminal_horizon_days):
-                        counters.pop(old, None)
         self.marks.update(writes.marks)
 
     def forget(self) -> None:

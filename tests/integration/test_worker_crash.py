@@ -16,6 +16,7 @@ import redis
 from schemas.codec import decode, encode
 from schemas.scored import ScoredTransaction
 from schemas.topics import SCORED, TRANSACTIONS
+from scoring.features.redis_store import unpack_rings
 from streams.app import create_topics, spawn_worker
 from streams.simulator.generator import SimulationConfig, simulate
 from streams.simulator.records import transaction_records
@@ -68,12 +69,8 @@ def test_kill_9_mid_stream_loses_nothing_and_counts_nothing_twice(
     client = redis.Redis.from_url(settings.redis_url)
     prefix = f"{settings.topic_prefix}fs"
     marks = list(client.scan_iter(f"{prefix}:mark:tx:*", count=1_000))
-    terminal_total = sum(
-        int(count)
-        for key in client.scan_iter(f"{prefix}:terminal:*", count=1_000)
-        for field, count in client.hgetall(key).items()
-        if field.endswith(b":n")
-    )
+    rings = [client.get(key) for key in client.scan_iter(f"{prefix}:terminal:*", count=1_000)]
+    terminal_total = int(unpack_rings(rings)[:, 0].sum())
     card_ids: list[str] = []
     for key in client.scan_iter(f"{prefix}:card:*", count=1_000):
         card_ids += [orjson.loads(member)[1] for member in client.zrange(key, 0, -1)]
