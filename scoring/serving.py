@@ -40,6 +40,10 @@ class ModelScorer:
     version: str
     fallback: bool = False
 
+    def __post_init__(self) -> None:
+        if self.model.kind == "lightgbm" and self.model.estimator is not None:
+            self.model.paths()  # built at load (~0.1 s), not by the first batch it scores
+
     def score(self, rows: np.ndarray) -> ScoreBatch:
         if self.model.feature_names != FEATURE_NAMES:
             rows = rows[:, [FEATURE_INDEX[name] for name in self.model.feature_names]]

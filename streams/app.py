@@ -113,6 +113,7 @@ def build_app(
         topic_allow_declare=False,  # made up front by create_topics, with fixed partitions
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_max_batch_size=1_000_000,  # one produce batch per partition per scored batch
         broker_session_timeout=settings.broker_session_timeout,
         broker_heartbeat_interval=settings.broker_heartbeat_interval,
         broker_rebalance_timeout=settings.broker_rebalance_timeout,

@@ -87,11 +87,12 @@ async def run_bench(
     log = Path(worker_settings.home) / "bench-worker.log"
     worker = spawn_worker(worker_settings, log, agents=("score", "model-updates"))
     try:
-        throughput = await _count_rate(
-            settings.kafka_bootstrap, worker_settings.topic(SCORED.name), count
+        throughput, cpu = await _count_rate(
+            settings.kafka_bootstrap, worker_settings.topic(SCORED.name), count, worker.pid
         )
         name = "scoring worker (1 process: score and model-updates agents)"
         results.append(BenchResult(name, throughput, "tx/s"))
+        results.append(BenchResult("scoring worker CPU per transaction", cpu * 1e6, "µs"))
         latencies = await _steady_latency(worker_settings, values[count:], rate, count)
     finally:
         worker.terminate()
@@ -109,7 +110,7 @@ async def run_bench(
 
 
 def _transactions(count: int) -> list[tuple[bytes, bytes]]:
-    days = max(2, count // 4_000 + 1)
+    days = max(2, count // 3_000 + 1)
     simulation = simulate(SimulationConfig(seed=99, days=days, customers=2_000, terminals=1_000))
     records = transaction_records(simulation.transactions.head(count))
     if len(records) < count:
@@ -187,7 +188,17 @@ async def _faust_noop(settings: Settings, source: str, count: int, run: str) -> 
     return count / (state["last"] - state["first"])
 
 
-async def _count_rate(bootstrap: str, topic: str, count: int) -> float:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _count_rate(
+    bootstrap: str, topic: str, count: int, pid: int | None = None
+) -> tuple[float, float]:
+    """Outputs per second from the first to the last, and the CPU seconds process ``pid``
+    spent per output meanwhile (steadier than the rate on a shared machine)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:
@@ -199,14 +210,16 @@ async def _count_rate(bootstrap: str, topic: str, count: int) -> float:
             done = sum((await consumer.end_offsets(partitions)).values())
             now = time.perf_counter()
             if done and first is None:
-                first = (now, done)
+                first = (now, done, _cpu_seconds(pid) if pid else 0.0)
             if done >= count:
                 break
             await asyncio.sleep(0.05)
+        cpu = _cpu_seconds(pid) if pid else 0.0
     finally:
         await consumer.stop()
     assert first is not None
-    return (count - first[1]) / max(now - first[0], 1e-9)
+    scored = max(count - first[1], 1)
+    return scored / max(now - first[0], 1e-9), (cpu - first[2]) / scored
 
 
 async def _steady_latency(
@@ -222,27 +235,38 @@ async def _steady_latency(
     await consumer.start()
     await producer.start()
     await consumer.seek_to_end()
-    sent_at: dict[str, float] = {}
+    sent_at: dict[bytes, float] = {}
     latencies: list[float] = []
+    # the load generator stays light so it takes little CPU from the worker it measures:
+    # sends go out in 2 ms ticks, and an output's id is cut from its first bytes
+    # ({"transaction":{"transaction_id":"..." as the scorer writes it) instead of parsed
+    marker = b'"transaction_id":"'
+    ids = [orjson.loads(value)["transaction_id"].encode() for _, value in items]
 
     async def receive() -> None:
         while len(latencies) < len(items):
             for messages in (await consumer.getmany(timeout_ms=200)).values():
                 arrived = time.perf_counter()
                 for message in messages:
-                    tx_id = orjson.loads(message.value)["transaction"]["transaction_id"]
+                    start = message.value.index(marker) + len(marker)
+                    tx_id = message.value[start : message.value.index(b'"', start)]
                     if tx_id in sent_at:
                         latencies.append(arrived - sent_at[tx_id])
 
     receiver = asyncio.create_task(receive())
     started = time.perf_counter()
+    topic = settings.topic(TRANSACTIONS.name)
     try:
-        for index, (key, value) in enumerate(items):
-            due = started + index / rate
-            if (delay := due - time.perf_counter()) > 0:
-                await asyncio.sleep(delay)
-            sent_at[orjson.loads(value)["transaction_id"]] = time.perf_counter()
-            await producer.send(settings.topic(TRANSACTIONS.name), key=key, value=value)
+        sent = 0
+        while sent < len(items):
+            due = min(len(items), int((time.perf_counter() - started) * rate) + 1)
+            now = time.perf_counter()
+            for index in range(sent, due):
+                key, value = items[index]
+                sent_at[ids[index]] = now
+                await producer.send(topic, key=key, value=value)
+            sent = due
+            await asyncio.sleep(0.002)
         await asyncio.wait_for(receiver, timeout=120)
     finally:
         receiver.cancel()
@@ -304,16 +328,20 @@ def step_costs(settings: Settings, count: int = 10_000, batch: int = 500) -> lis
                 transactions = [decode(Transaction, v) for v in raw]
             with timed("feature inputs"):
                 inputs = [FeatureInput.of(t) for t in transactions]
-            with timed("features against Redis"):
-                rows = engine.process(inputs)
+            with timed("features: read Redis, compute"):
+                rows, writes = engine.compute(inputs)
+            with timed("features: write Redis (in a thread in the worker)"):
+                engine.save(writes)
             with timed(f"model + reason codes ({scorer.name}/{scorer.version})"):
                 scorer.score(rows)
             now = utc_now()
             messages = [InboundMessage(v, "bench", 0, 0, now) for v in raw]
-            with timed("whole path: pipeline"):
-                result = pipeline.score_batch(messages)
+            with timed("whole path: pipeline prepare (decode .. decisions)"):
+                result = pipeline.prepare(messages)
+            with timed("whole path: pipeline save (in a thread in the worker)"):
+                pipeline.save(result)
             with timed("whole path: encode outputs"):
-                [encode(s) for s in result.scored]
+                result.encoded()
     finally:
         for prefix in prefixes:
             keys = list(client.scan_iter(f"{prefix}:*", count=10_000))
