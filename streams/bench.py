@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas.codec import encode
 from schemas.topics import SCORED, TRANSACTIONS
-from streams.app import create_topics, spawn_worker
+from streams.app import BatchSender, create_topics, spawn_worker
 from streams.kafka_admin import ensure_topics
 from streams.settings import Settings
 from streams.simulator.generator import SimulationConfig, simulate
@@ -74,6 +74,11 @@ async def run_bench(
         BenchResult(
             "Faust agent, consume + decode only",
             await _faust_noop(settings, source, count, run),
+            "msg/s",
+        ),
+        BenchResult(
+            "Faust agent, batched pass-through (take 500, decode, produce as the scorer does)",
+            await _faust_noop(settings, source, count, run, produce=True),
             "msg/s",
         ),
     ]
@@ -157,20 +162,36 @@ async def _raw_passthrough(settings: Settings, source: str, count: int) -> float
     return count / (time.perf_counter() - (started or time.perf_counter()))
 
 
-async def _faust_noop(settings: Settings, source: str, count: int, run: str) -> float:
+async def _faust_noop(
+    settings: Settings, source: str, count: int, run: str, produce: bool = False
+) -> float:
+    """The no-op agent; with ``produce``, the scorer's own batching and output path around
+    no scoring at all (what Faust and Kafka cost a scoring worker before it does anything)."""
+    name = f"bench-{'pass' if produce else 'noop'}-{run}"
     app = faust.App(
-        f"bench-noop-{run}", broker=f"kafka://{settings.kafka_bootstrap}", store="memory://",
+        name, broker=f"kafka://{settings.kafka_bootstrap}", store="memory://",
         web_enabled=False, topic_allow_declare=False, consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.broker_session_timeout,
         broker_heartbeat_interval=settings.broker_heartbeat_interval,
         broker_rebalance_timeout=settings.broker_rebalance_timeout,
-        datadir=str(settings.home / "faust" / f"bench-noop-{run}"),
+        datadir=str(settings.home / "faust" / name), producer_max_batch_size=1_000_000,
     )  # fmt: skip
-    await ensure_topics(settings.kafka_bootstrap, {f"bench-noop-{run}-__assignor-__leader": 1})
+    await ensure_topics(settings.kafka_bootstrap, {f"{name}-__assignor-__leader": 1})
+    outputs = BatchSender(app, f"{source}.out")
     state = {"seen": 0, "first": 0.0, "last": 0.0}
     done = asyncio.Event()
 
-    @app.agent(app.topic(source, value_serializer="raw", partitions=settings.partitions))
+    async def passthrough(stream: faust.StreamT) -> None:
+        batches = stream.take_events(settings.batch_size, within=settings.batch_within)  # type: ignore[attr-defined]
+        async for events in batches:
+            values = [event.message.value for event in events]
+            await outputs.send([(orjson.loads(v)["card_id"].encode(), v) for v in values])
+            state["seen"] += len(values)
+            state["first"] = state["first"] or time.perf_counter()
+            if state["seen"] >= count:
+                state["last"] = time.perf_counter()
+                done.set()
+
     async def noop(stream: faust.StreamT) -> None:
         async for value in stream:
             orjson.loads(value)
@@ -180,6 +201,8 @@ async def _faust_noop(settings: Settings, source: str, count: int, run: str) -> 
                 state["last"] = time.perf_counter()
                 done.set()
 
+    source_topic = app.topic(source, value_serializer="raw", partitions=settings.partitions)
+    app.agent(source_topic, name="agent")(passthrough if produce else noop)
     await app.start()
     try:
         await asyncio.wait_for(done.wait(), timeout=600)
