@@ -145,7 +145,18 @@ def load_scorer(tracking_uri: str, model_name: str, alias: str = CHAMPION) -> Mo
 
     client = MlflowClient(tracking_uri)
     version = str(client.get_model_version_by_alias(model_name, alias).version)
-    return ModelScorer(load_version(tracking_uri, model_name, version), model_name, version)
+    return load_scorer_version(tracking_uri, model_name, version)
+
+
+def load_scorer_version(tracking_uri: str, model_name: str, version: str) -> ModelScorer:
+    """The scorer for one version, with the metrics its training run logged."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    run_id = client.get_model_version(model_name, version).run_id
+    metrics = dict(client.get_run(run_id).data.metrics) if run_id else {}
+    model = load_version(tracking_uri, model_name, version)
+    return ModelScorer(model, model_name, version, metrics=metrics)
 
 
 def model_card(

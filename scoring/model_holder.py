@@ -11,6 +11,7 @@ import logging
 import pickle
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from scoring.serving import RulesFallback, Scorer
@@ -25,6 +26,7 @@ class ModelHolder:
         self._load = load
         self.cache_file = cache_file
         self._current: Scorer = RulesFallback()
+        self.since = datetime.now(UTC)  # when the served model was swapped in
         self._lock = threading.Lock()  # one load at a time; reading needs no lock
 
     def current(self) -> Scorer:
@@ -38,11 +40,12 @@ class ModelHolder:
                 scorer = self._load(version)
             except Exception as error:  # any registry failure: keep scoring with what we have
                 logger.warning("model load failed (%s); keeping %s", error, _label(self._current))
-                if self._current.fallback:
-                    self._current = self._cached() or self._current
+                if self._current.fallback and (cached := self._cached()) is not None:
+                    self._current, self.since = cached, datetime.now(UTC)
                 return self._current
             self._save(scorer)
             previous, self._current = self._current, scorer
+            self.since = datetime.now(UTC)
             logger.info("serving %s (was %s)", _label(scorer), _label(previous))
             return scorer
 

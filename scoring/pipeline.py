@@ -146,6 +146,17 @@ class ScoringPipeline:
                 accepted.append(message)
             except DecodeError as error:
                 dead.append(self.dead_letter(message, str(error)))
+        return self.score_transactions(transactions, accepted, dead)
+
+    def score_transactions(
+        self,
+        transactions: list[Transaction],
+        messages: list[InboundMessage],
+        dead: list[DeadLetter] | None = None,
+    ) -> BatchResult:
+        """Score validated transactions (``messages``: where each came from and when);
+        nothing is stored until ``save``."""
+        dead = dead or []
         scorer = self.current_scorer()
         rows, writes = self.engine.compute([FeatureInput.of(t) for t in transactions])
         if not transactions:  # models refuse empty input
@@ -168,7 +179,7 @@ class ScoringPipeline:
                 marks[key] = f"{marks[key][:-1]},{probability},{orjson.dumps(version).decode()}]"
         return BatchResult(
             transactions,
-            accepted,
+            messages,
             rows,
             scores.probabilities,
             self.thresholds.decide(scores.probabilities),

@@ -39,6 +39,7 @@ class ModelScorer:
     name: str
     version: str
     fallback: bool = False
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)  # from its training
 
     def __post_init__(self) -> None:
         if self.model.kind == "lightgbm" and self.model.estimator is not None:

@@ -28,9 +28,10 @@ from schemas.topics import ALL_TOPICS, DEAD_LETTERS, LABELS, MODEL_UPDATES, SCOR
 from scoring.decision import Thresholds
 from scoring.features import FeatureEngine
 from scoring.features.redis_store import RedisFeatureStore
-from scoring.model_holder import ModelHolder
+from scoring.model_holder import Loader, ModelHolder
 from scoring.pipeline import InboundMessage, ScoringPipeline, scores_of, utc_now
 from scoring.quality import RollingQuality
+from scoring.serving import Scorer
 from streams.kafka_admin import ensure_topics
 from streams.metrics import WorkerMetrics
 from streams.settings import Settings, to_env
@@ -54,17 +55,21 @@ class WorkerParts:
     quality: RollingQuality
 
 
-def make_parts(settings: Settings) -> WorkerParts:
-    """Connect to Redis and load the champion (cached locally; rules if neither works)."""
-    from retraining.registry import load_scorer, load_version
-    from scoring.serving import ModelScorer, Scorer
+def make_loader(settings: Settings) -> Loader:
+    """Loads the champion (``None``) or a version of the model from the MLflow registry."""
+    from retraining.registry import load_scorer, load_scorer_version
 
     def load(version: str | None) -> Scorer:
         if version is None:
             return load_scorer(settings.mlflow_tracking_uri, settings.model_name)
-        model = load_version(settings.mlflow_tracking_uri, settings.model_name, version)
-        return ModelScorer(model, settings.model_name, version)
+        return load_scorer_version(settings.mlflow_tracking_uri, settings.model_name, version)
 
+    return load
+
+
+def make_parts(settings: Settings) -> WorkerParts:
+    """Connect to Redis and load the champion (cached locally; rules if neither works)."""
+    load = make_loader(settings)
     client = redis.Redis.from_url(settings.redis_url)
     engine = FeatureEngine(
         RedisFeatureStore(client, prefix=f"{settings.topic_prefix}fs"), settings.label_delay_days

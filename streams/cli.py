@@ -67,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(handler=_worker)
 
+    api = commands.add_parser(
+        "api", help="the REST facade (FRAUD_API_HOST/PORT; keys from FRAUD_API_KEYS)"
+    )
+    api.set_defaults(handler=_api)
+
     bench = commands.add_parser(
         "bench", help="scoring throughput and latency against the real broker"
     )
@@ -248,6 +253,17 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     faust.Worker(
         app, loglevel="WARNING" if not args.verbose else "INFO", quiet=True
     ).execute_from_commandline()
+    return 0
+
+
+def _api(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from streams.api import serve
+    from streams.app import create_topics
+
+    asyncio.run(create_topics(settings))
+    serve(settings)
     return 0
 
 

@@ -60,6 +60,16 @@ class Settings:
         None  # a directory or fsspec URL; default $FRAUD_HOME/training-store
     )
 
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_keys: str | None = None  # name:secret[:scope+scope], comma-separated (see README)
+    api_keys_file: Path | None = None  # the same, one per line: keep secrets out of the env
+    api_record: bool = False  # /predict also publishes the transaction to `transactions`
+    api_max_body_bytes: int = 1_048_576
+    api_max_batch: int = 100
+    api_rate_per_key: float = 5_000.0  # requests a second per key
+    api_cors_origins: str = ""  # comma-separated; empty: no cross-origin calls
+
     model_name: str = "fraud-detector"
     label_delay_days: int = 7  # how long labels take: terminal risk looks this far back
     review_threshold: float = 0.5
@@ -154,6 +164,12 @@ def _convert(key: str, raw: str, annotation: object) -> object:
             return float(raw)
         except ValueError:
             raise SettingsError(f"{key} must be a number, got {raw!r}") from None
+    if text == "bool":
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{key} must be true or false, got {raw!r}")
     if "Path" in text:
         return Path(raw).expanduser()
     return raw

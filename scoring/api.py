@@ -1,0 +1,445 @@
+"""The REST facade: the stream's score, synchronously, for callers that cannot wait.
+
+``build_api`` takes ready parts (the scoring pipeline on the online feature store, the model
+holder, a publisher, the idempotency store, readiness checks), so this module knows neither
+Kafka nor Redis; ``streams.api`` wires the real ones. A call computes the features from the
+current state exactly as the stream does (the transaction itself included) and never writes
+them: the stream is the one writer of feature state. With ``record`` on, the transaction is
+also published to ``transactions``, where the stream scores it into the same state.
+"""
+
+import dataclasses
+import hashlib
+import logging
+import math
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any, Protocol
+
+import orjson
+from fastapi import Depends, FastAPI, Header, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from schemas.events import Label
+from schemas.scored import ScoredTransaction
+from schemas.transaction import Transaction
+from scoring.model_holder import ModelHolder
+from scoring.pipeline import InboundMessage, ScoringPipeline
+
+logger = logging.getLogger(__name__)
+
+PREDICT, LABELS = "predict", "labels"  # what a key may do
+SCOPES = frozenset({PREDICT, LABELS})
+API_KEY_HEADER = "X-API-Key"
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+Publish = Callable[[str, bytes, bytes], Awaitable[None]]  # topic kind, key, value
+Check = Callable[[], Coroutine[Any, Any, bool]]
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiKey:
+    name: str  # what logs and metrics show; never the secret
+    secret: str
+    scopes: frozenset[str] = SCOPES
+
+
+def parse_keys(text: str) -> dict[str, ApiKey]:
+    """Keys from ``name:secret[:scope+scope]`` entries separated by commas or new lines.
+
+    >>> keys = parse_keys("checkout:s3cret-0001:predict, fraud-team:s3cret-0002")
+    >>> sorted((k.name, sorted(k.scopes)) for k in keys.values())
+    [('checkout', ['predict']), ('fraud-team', ['labels', 'predict'])]
+    """
+    keys: dict[str, ApiKey] = {}
+    for entry in text.replace("\n", ",").split(","):
+        if not entry.strip():
+            continue
+        parts = [part.strip() for part in entry.split(":")]
+        if len(parts) not in (2, 3) or not all(parts[:2]):
+            raise ValueError("an API key entry is name:secret or name:secret:scope+scope")
+        scopes = frozenset(parts[2].split("+")) if len(parts) == 3 else SCOPES
+        if unknown := scopes - SCOPES:
+            raise ValueError(f"unknown API key scope(s) {sorted(unknown)} for {parts[0]!r}")
+        if len(parts[1]) < 16:
+            raise ValueError(f"the API key of {parts[0]!r} is shorter than 16 characters")
+        keys[parts[1]] = ApiKey(parts[0], parts[1], scopes)
+    return keys
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiConfig:
+    keys: Mapping[str, ApiKey]  # by secret
+    record: bool = False  # also publish each predicted transaction to `transactions`
+    max_body_bytes: int = 1_048_576
+    max_batch: int = 100
+    rate_per_key: float = 5_000.0  # requests a second, with a burst of one second's worth
+    cors_origins: tuple[str, ...] = ()
+    idempotency_ttl_seconds: int = 24 * 3600
+
+
+class IdempotencyStore(Protocol):
+    def get(self, key: str) -> bytes | None: ...
+    def put_if_absent(self, key: str, value: bytes, ttl_seconds: int) -> bool: ...
+
+
+class InMemoryIdempotency:
+    """For tests and a single process; the served API keeps them in Redis."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, bytes] = {}
+
+    def get(self, key: str) -> bytes | None:
+        return self.values.get(key)
+
+    def put_if_absent(self, key: str, value: bytes, ttl_seconds: int) -> bool:
+        return self.values.setdefault(key, value) is value
+
+
+@dataclasses.dataclass
+class ApiParts:
+    pipeline: ScoringPipeline
+    models: ModelHolder
+    publish: Publish
+    idempotency: IdempotencyStore
+    checks: Mapping[str, Check]  # readiness, by name ("redis", "kafka")
+    background: tuple[Callable[[], Coroutine[Any, Any, None]], ...] = ()  # run while serving
+    registry: CollectorRegistry = dataclasses.field(default_factory=CollectorRegistry)
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    transactions: list[Transaction] = Field(min_length=1)
+
+
+class BatchResponse(BaseModel):
+    results: list[ScoredTransaction]
+
+
+class LabelAccepted(BaseModel):
+    accepted: bool
+    transaction_id: str
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    fallback: bool
+    metrics: dict[str, float]
+    since: datetime
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+class FieldProblem(BaseModel):
+    field: str
+    problem: str
+
+
+class ValidationProblem(BaseModel):
+    detail: list[FieldProblem]
+
+
+def build_api(config: ApiConfig, parts: ApiParts) -> FastAPI:
+    metrics = _ApiMetrics(parts.registry)
+    limiter = _RateLimiter(config.rate_per_key)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        import asyncio
+
+        tasks = [asyncio.create_task(run()) for run in parts.background]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    app = FastAPI(
+        title="fraudstream",
+        summary="The fraud score of a card payment, the same as the stream's.",
+        version="1",
+        lifespan=lifespan,
+        responses={
+            401: {"model": Problem, "description": "no or unknown API key"},
+            403: {"model": Problem, "description": "the key may not do this"},
+            413: {"model": Problem, "description": "body larger than allowed"},
+            422: {"model": ValidationProblem, "description": "a field is missing or wrong"},
+            429: {"model": Problem, "description": "too many requests for this key"},
+        },
+    )
+    if config.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=[API_KEY_HEADER, "Content-Type", "Idempotency-Key"],
+        )
+    app.add_middleware(_BodyLimit, max_bytes=config.max_body_bytes)
+    key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
+
+    def allowed(scope: str) -> Callable[[str | None], ApiKey]:
+        def check(secret: Annotated[str | None, Depends(key_header)] = None) -> ApiKey:
+            key = config.keys.get(secret or "")
+            if key is None:
+                raise _Refused(401, "missing or unknown API key (send it in X-API-Key)")
+            if scope not in key.scopes:
+                raise _Refused(403, f"this API key may not use {scope}")
+            if not limiter.take(key.name):
+                raise _Refused(429, "too many requests for this API key; retry in a second")
+            return key
+
+        return check
+
+    @app.exception_handler(_Refused)
+    async def refused(request: Request, error: _Refused) -> Response:
+        headers = {"Retry-After": "1"} if error.status == 429 else None
+        return JSONResponse({"detail": error.detail}, error.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> Response:
+        # the field and what is wrong with it, never the value (it may be a card number)
+        problems = [
+            {
+                "field": ".".join(str(p) for p in problem["loc"] if p != "body") or "body",
+                "problem": str(problem["msg"]).removeprefix("Value error, "),
+            }
+            for problem in error.errors()
+        ]
+        return JSONResponse({"detail": problems}, 422)
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.requests.labels(path, str(response.status_code)).inc()
+        metrics.latency.labels(path).observe(time.perf_counter() - started)
+        return response
+
+    async def score(transactions: list[Transaction]) -> list[bytes]:
+        now = datetime.now(UTC)
+        message = InboundMessage(b"", "api", 0, 0, now)
+        result = parts.pipeline.score_transactions(transactions, [message] * len(transactions))
+        if result.scorer.fallback:
+            metrics.fallback.inc(len(transactions))
+        encoded = result.encoded()
+        if config.record:
+            for transaction in transactions:
+                value = transaction.model_dump_json().encode()
+                await parts.publish("transactions", transaction.card_id.encode(), value)
+        return [value for _, value in encoded]
+
+    async def idempotent(
+        key: ApiKey, token: str | None, body: bytes, respond: Callable[[], Awaitable[bytes]]
+    ) -> Response:
+        """The same token and body get the stored answer; another body, 409."""
+        if token is None:
+            return _json(await respond())
+        if not 0 < len(token) <= 255:
+            return JSONResponse({"detail": "Idempotency-Key must be 1-255 characters"}, 422)
+        digest = hashlib.sha256(body).hexdigest().encode()
+        store_key = f"idempotency:{key.name}:{token}"
+        stored = parts.idempotency.get(store_key)
+        if stored is None:
+            answer = await respond()
+            if parts.idempotency.put_if_absent(
+                store_key, digest + b"\n" + answer, config.idempotency_ttl_seconds
+            ):
+                return _json(answer)
+            stored = parts.idempotency.get(store_key) or digest + b"\n" + answer
+        stored_digest, _, answer = stored.partition(b"\n")
+        if stored_digest != digest:
+            return JSONResponse({"detail": "this Idempotency-Key was used with another body"}, 409)
+        return _json(answer, replayed=True)
+
+    @app.post(
+        "/predict",
+        response_model=ScoredTransaction,
+        summary="Score one transaction",
+        description="The decision, probability and top reason codes, from the same features, "
+        "feature state and champion model as the stream. Send `Idempotency-Key` to make a "
+        "retry return the first answer.",
+    )
+    async def predict(
+        transaction: Transaction,
+        request: Request,
+        key: Annotated[ApiKey, Depends(allowed(PREDICT))],
+        idempotency_key: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        async def respond() -> bytes:
+            return (await score([transaction]))[0]
+
+        return await idempotent(key, idempotency_key, await request.body(), respond)
+
+    @app.post(
+        "/predict/batch",
+        response_model=BatchResponse,
+        summary="Score several transactions in one call",
+        description=f"Up to {config.max_batch} transactions, answered in order.",
+    )
+    async def predict_batch(
+        batch: BatchRequest,
+        request: Request,
+        key: Annotated[ApiKey, Depends(allowed(PREDICT))],
+        idempotency_key: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        if len(batch.transactions) > config.max_batch:
+            return JSONResponse(
+                {"detail": [{"field": "transactions", "problem": f"at most {config.max_batch}"}]},
+                422,
+            )
+
+        async def respond() -> bytes:
+            return b'{"results":[' + b",".join(await score(batch.transactions)) + b"]}"
+
+        return await idempotent(key, idempotency_key, await request.body(), respond)
+
+    @app.post(
+        "/labels",
+        status_code=202,
+        response_model=LabelAccepted,
+        summary="Report whether a transaction was fraud",
+        description="Published to the `labels` topic, where the stream turns it into terminal "
+        "risk, model-quality metrics and training data.",
+    )
+    async def labels(
+        label: Label, key: Annotated[ApiKey, Depends(allowed(LABELS))]
+    ) -> LabelAccepted:
+        value = label.model_dump_json().encode()
+        await parts.publish("labels", label.transaction_id.encode(), value)
+        return LabelAccepted(accepted=True, transaction_id=label.transaction_id)
+
+    @app.get("/model", response_model=ModelInfo, summary="The model that scores right now")
+    async def model(key: Annotated[ApiKey, Depends(allowed(PREDICT))]) -> ModelInfo:
+        served = parts.models.current()
+        return ModelInfo(
+            name=served.name,
+            version=served.version,
+            fallback=served.fallback,
+            metrics={k: v for k, v in getattr(served, "metrics", {}).items() if math.isfinite(v)},
+            since=parts.models.since,
+        )
+
+    @app.get("/health", summary="The process is alive")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", summary="A model is loaded and Redis and Kafka answer")
+    async def ready() -> Response:
+        served = parts.models.current()
+        results = {name: await check() for name, check in parts.checks.items()}
+        body = {"ready": all(results.values()), "model": f"{served.name}/{served.version}"}
+        return JSONResponse({**body, **results}, 200 if body["ready"] else 503)
+
+    @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        served = parts.models.current()
+        metrics.model.clear()
+        metrics.model.labels(served.name, served.version).set(1)
+        return Response(generate_latest(parts.registry), media_type="text/plain; version=0.0.4")
+
+    return app
+
+
+def _json(body: bytes, replayed: bool = False) -> Response:
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    return Response(body, media_type="application/json", headers=headers)
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+class _ApiMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "fraudstream_api_requests", "REST requests", ["route", "status"], registry=registry
+        )
+        self.latency = Histogram(
+            "fraudstream_api_latency_seconds", "REST request latency", ["route"],
+            buckets=LATENCY_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.fallback = Counter(
+            "fraudstream_api_fallback", "Transactions the rules scored", registry=registry
+        )
+        self.model = Gauge(
+            "fraudstream_api_serving_model", "1 for the model this API serves",
+            ["model", "version"], registry=registry,
+        )  # fmt: skip
+
+
+class _RateLimiter:
+    """A token bucket per key: ``rate`` requests a second, bursts up to one second's worth."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
+        self.lock = threading.Lock()
+
+    def take(self, key: str) -> bool:
+        now = time.monotonic()
+        with self.lock:
+            tokens, at = self.buckets.get(key, (self.rate, now))
+            tokens = min(self.rate, tokens + (now - at) * self.rate)
+            if tokens < 1:
+                self.buckets[key] = (tokens, now)
+                return False
+            self.buckets[key] = (tokens - 1, now)
+            return True
+
+
+class _BodyLimit:
+    """413 for a body over ``max_bytes``, announced or streamed, before anything parses it."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await _too_large(send, self.max_bytes)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLarge:
+            await _too_large(send, self.max_bytes)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, max_bytes: int) -> None:
+    body = orjson.dumps({"detail": f"the body is larger than {max_bytes} bytes"})
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,159 @@
+"""``fraudstream api``: the REST facade wired to the real Redis, Kafka and MLflow.
+
+The feature state is read from Redis without a card cache (the API owns no partitions, the
+stream writes the state); the champion is loaded like a worker loads it and swapped on
+``model.updates``; labels and recorded transactions go out on one Kafka producer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import uuid
+from pathlib import Path
+
+import redis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from fastapi import FastAPI
+
+from schemas.codec import DecodeError, decode
+from schemas.events import ModelUpdate
+from schemas.topics import LABELS, MODEL_UPDATES, TRANSACTIONS
+from scoring.api import ApiConfig, ApiKey, ApiParts, build_api, parse_keys
+from scoring.decision import Thresholds
+from scoring.features import FeatureEngine
+from scoring.features.redis_store import RedisFeatureStore
+from scoring.model_holder import ModelHolder
+from scoring.pipeline import ScoringPipeline
+from streams.app import CHAMPION
+from streams.settings import Settings, SettingsError
+
+logger = logging.getLogger(__name__)
+
+PUBLISH_WAIT_S = 10.0
+
+
+def api_keys(settings: Settings) -> dict[str, ApiKey]:
+    text = settings.api_keys or ""
+    if settings.api_keys_file is not None:
+        text += "\n" + Path(settings.api_keys_file).read_text()
+    try:
+        keys = parse_keys(text)
+    except ValueError as error:
+        raise SettingsError(f"FRAUD_API_KEYS / FRAUD_API_KEYS_FILE: {error}") from None
+    if not keys:
+        raise SettingsError(
+            "the API needs at least one key: set FRAUD_API_KEYS=name:secret (16+ characters) "
+            "or FRAUD_API_KEYS_FILE"
+        )
+    return keys
+
+
+@dataclasses.dataclass
+class _Kafka:
+    """The API's producer (labels, recorded transactions), started with the app."""
+
+    settings: Settings
+    producer: AIOKafkaProducer | None = None
+    started: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+    async def publish(self, kind: str, key: bytes, value: bytes) -> None:
+        topics = {"labels": LABELS.name, "transactions": TRANSACTIONS.name}
+        await asyncio.wait_for(self.started.wait(), PUBLISH_WAIT_S)
+        assert self.producer is not None
+        await self.producer.send_and_wait(self.settings.topic(topics[kind]), value, key=key)
+
+    async def reachable(self) -> bool:
+        if self.producer is None:
+            return False
+        try:
+            topic = self.settings.topic(LABELS.name)
+            return bool(await asyncio.wait_for(self.producer.partitions_for(topic), 2.0))
+        except Exception:  # any failure to answer means not ready
+            return False
+
+
+def build(settings: Settings) -> FastAPI:
+    """The app for ``settings``; connections open when it starts serving."""
+    from streams.app import make_loader
+
+    config = ApiConfig(
+        keys=api_keys(settings),
+        record=settings.api_record,
+        max_body_bytes=settings.api_max_body_bytes,
+        max_batch=settings.api_max_batch,
+        rate_per_key=settings.api_rate_per_key,
+        cors_origins=tuple(o.strip() for o in settings.api_cors_origins.split(",") if o.strip()),
+    )
+    client = redis.Redis.from_url(settings.redis_url)
+    engine = FeatureEngine(
+        RedisFeatureStore(client, prefix=f"{settings.topic_prefix}fs", cache_cards=False),
+        settings.label_delay_days,
+    )
+    models = ModelHolder(make_loader(settings), settings.model_cache_file.with_suffix(".api.pkl"))
+    models.refresh()
+    pipeline = ScoringPipeline(
+        engine, models.current, Thresholds(settings.review_threshold, settings.decline_threshold)
+    )
+    kafka = _Kafka(settings)
+
+    async def redis_answers() -> bool:
+        try:
+            return bool(await asyncio.to_thread(client.ping))
+        except redis.RedisError:
+            return False
+
+    async def connect_kafka_and_follow_models() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+        updates = AIOKafkaConsumer(
+            settings.topic(MODEL_UPDATES.name),
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=f"{settings.app_id}-api-{uuid.uuid4().hex[:8]}",  # every API instance
+            auto_offset_reset="latest",
+        )
+        await producer.start()
+        kafka.producer = producer
+        kafka.started.set()
+        await updates.start()
+        try:
+            async for message in updates:
+                try:
+                    update = decode(ModelUpdate, message.value or b"")
+                except DecodeError as error:
+                    logger.warning("ignored a malformed model update: %s", error)
+                    continue
+                if update.model_name == settings.model_name and update.alias == CHAMPION:
+                    await asyncio.to_thread(models.refresh, update.version)
+        finally:
+            await updates.stop()
+            await producer.stop()
+
+    parts = ApiParts(
+        pipeline=pipeline,
+        models=models,
+        publish=kafka.publish,
+        idempotency=RedisIdempotency(client, prefix=f"{settings.topic_prefix}api"),
+        checks={"redis": redis_answers, "kafka": kafka.reachable},
+        background=(connect_kafka_and_follow_models,),
+    )
+    return build_api(config, parts)
+
+
+class RedisIdempotency:
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.client, self.prefix = client, prefix
+
+    def get(self, key: str) -> bytes | None:
+        value = self.client.get(f"{self.prefix}:{key}")
+        return value if isinstance(value, bytes) else None
+
+    def put_if_absent(self, key: str, value: bytes, ttl_seconds: int) -> bool:
+        return bool(self.client.set(f"{self.prefix}:{key}", value, ex=ttl_seconds, nx=True))
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    app = build(settings)
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="info")

@@ -1,0 +1,184 @@
+"""The REST facade as a running process on the real Redis, Kafka and MLflow: the same score
+as the stream, it follows model updates, labels reach the topic, and no generated input
+makes it fail (schemathesis)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+import schemathesis
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from mlflow.tracking import MlflowClient
+
+from retraining.registry import CHAMPION
+from schemas.codec import decode, encode
+from schemas.events import Label, ModelUpdate
+from schemas.scored import ScoredTransaction
+from schemas.topics import LABELS, MODEL_UPDATES, SCORED, TRANSACTIONS
+from streams.app import create_topics, make_parts
+from streams.settings import Settings, to_env
+from tests.conftest import Endpoints
+from tests.integration.test_streaming import (
+    Reader,
+    isolated,
+    records,
+    register_two_versions,
+    running_worker,
+    send,
+)
+
+SECRET = "integration-secret-0001"
+KEY = {"X-API-Key": SECRET}
+JSON = {"Content-Type": "application/json"}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def api_settings(services: Endpoints, tmp_path: Path) -> Settings:
+    return isolated(services, tmp_path, api_keys=f"it:{SECRET}", api_port=free_port())
+
+
+def start_api(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "api"],
+            env={**os.environ, **to_env(settings)}, stdout=out, stderr=out,
+        )  # fmt: skip
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url(settings)}/ready", timeout=2).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None:
+            break
+        time.sleep(0.3)
+    process.kill()
+    raise AssertionError(f"the API did not get ready:\n{log.read_text()[-3000:]}")
+
+
+def url(settings: Settings) -> str:
+    return f"http://{settings.api_host}:{settings.api_port}"
+
+
+def test_predict_gives_the_streams_score_and_follows_model_updates(
+    services: Endpoints, tmp_path: Path
+) -> None:
+    settings = api_settings(services, tmp_path)
+    register_two_versions(settings)  # version 1 is champion
+    items = records(seed=4, count=260)
+    history, probe, after_swap = items[:250], items[250], items[251]
+    asyncio.run(create_topics(settings))
+    api = start_api(settings, tmp_path / "api.log")
+    store = redis.Redis.from_url(settings.redis_url)
+
+    async def run() -> tuple[dict, ScoredTransaction, dict, list[bytes]]:
+        parts = make_parts(settings)
+        async with (
+            running_worker(settings, parts),
+            Reader(settings, SCORED.name) as scored,
+            Reader(settings, LABELS.name) as labels,
+            httpx.AsyncClient(base_url=url(settings), headers=KEY) as client,
+        ):
+            await send(settings, TRANSACTIONS.name, history)
+            await scored.read(len(history))
+            marks = f"{settings.topic_prefix}fs:mark:tx:*"
+            while len(list(store.scan_iter(marks, count=1000))) < len(history):
+                await asyncio.sleep(0.05)  # the last batch's state is stored after its output
+            answer = (await client.post("/predict", content=probe[1], headers=JSON)).json()
+            await send(settings, TRANSACTIONS.name, [probe])
+            (streamed,) = [decode(ScoredTransaction, raw) for raw in await scored.read(1)]
+
+            MlflowClient(settings.mlflow_tracking_uri).set_registered_model_alias(
+                settings.model_name, CHAMPION, "2"
+            )
+            update = ModelUpdate(
+                model_name=settings.model_name, version="2", alias=CHAMPION, metrics={},
+                previous_version="1", updated_at=streamed.scored_time,
+            )  # fmt: skip
+            await send(settings, MODEL_UPDATES.name, [(b"m", encode(update))])
+            deadline = time.monotonic() + 60
+            while (await client.get("/model")).json()["version"] != "2":
+                assert time.monotonic() < deadline, "the API did not swap to version 2"
+                await asyncio.sleep(0.2)
+            swapped = (await client.post("/predict", content=after_swap[1], headers=JSON)).json()
+            label = {"transaction_id": streamed.transaction.transaction_id, "is_fraud": True,
+                     "labelled_at": "2026-03-09T00:00:00Z"}  # fmt: skip
+            assert (await client.post("/labels", json=label)).status_code == 202
+            return answer, streamed, swapped, await labels.read(1)
+
+    try:
+        answer, streamed, swapped, labelled = asyncio.run(run())
+    finally:
+        api.terminate()
+        api.wait(timeout=30)
+        store.close()
+
+    assert answer["transaction"]["transaction_id"] == streamed.transaction.transaction_id
+    assert answer["features"]["card_tx_count_30d"] > 1  # the card has a history
+    assert answer["features"] == streamed.features
+    assert answer["fraud_probability"] == streamed.fraud_probability
+    assert (answer["decision"], answer["model_version"]) == (streamed.decision, "1")
+    assert answer["reasons"] == [r.model_dump() for r in streamed.reasons]
+    assert swapped["model_version"] == "2"
+    assert decode(Label, labelled[0]).transaction_id == streamed.transaction.transaction_id
+
+
+@pytest.fixture(scope="module")
+def running_api(services: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp_path = tmp_path_factory.mktemp("api")
+    settings = api_settings(services, tmp_path)
+    asyncio.run(create_topics(settings))
+    api = start_api(settings, tmp_path / "api.log")
+    try:
+        yield url(settings)
+    finally:
+        api.terminate()
+        api.wait(timeout=30)
+
+
+def test_no_generated_input_makes_the_api_fail(running_api: str) -> None:
+    """Schemathesis generates bodies, headers and parameters from the OpenAPI document (with
+    the key, without, with a wrong one); nothing may answer 5xx or echo a card number."""
+    schema = schemathesis.openapi.from_url(f"{running_api}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {op.path for op in operations} >= {"/predict", "/predict/batch", "/labels", "/model"}
+    seen: Counter[tuple[str, int]] = Counter()
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @hypothesis_settings(
+            max_examples=60, deadline=None, database=None,
+            suppress_health_check=list(HealthCheck),
+        )  # fmt: skip
+        def no_server_error(case: schemathesis.Case) -> None:
+            for headers in (KEY, {}, {"X-API-Key": "not-a-key-" + uuid.uuid4().hex}):
+                response = case.call(headers=headers)
+                seen[case.path, response.status_code] += 1
+                assert response.status_code < 500, (case.method, case.path, response.text[:500])
+                assert b"4111111111111111" not in response.content
+
+        no_server_error()
+
+    # the fuzz reached the scoring path, the validation and the key check, not only one
+    assert seen["/predict", 200] and seen["/predict", 422] and seen["/predict", 401]
+    assert seen["/predict/batch", 200] and seen["/labels", 202]

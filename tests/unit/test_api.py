@@ -1,0 +1,220 @@
+"""The REST facade over an in-memory feature store: auth, validation, idempotency, limits and
+the same score as the pipeline. (Over real Redis and Kafka: tests/integration/test_api.py.)"""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from schemas.codec import decode
+from schemas.events import Label
+from schemas.scored import ScoredTransaction
+from schemas.transaction import Transaction
+from scoring.api import ApiConfig, ApiParts, InMemoryIdempotency, build_api, parse_keys
+from scoring.decision import Thresholds
+from scoring.features import FeatureEngine, FeatureInput, InMemoryFeatureStore
+from scoring.model_holder import ModelHolder
+from scoring.pipeline import InboundMessage, ScoringPipeline
+from scoring.serving import RulesFallback
+
+KEYS = parse_keys("checkout:checkout-secret-0001:predict,team:fraud-team-secret-02")
+PREDICT_KEY = {"X-API-Key": "checkout-secret-0001"}
+ALL_KEY = {"X-API-Key": "fraud-team-secret-02"}
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC).timestamp()
+
+
+def body(tx: str = "tx-new", amount: float = 40.0, **changes: Any) -> dict[str, Any]:
+    return {
+        "transaction_id": tx,
+        "event_time": datetime.fromtimestamp(T0 + 600, UTC).isoformat(),
+        "card_id": "card-1",
+        "terminal_id": "term-A",
+        "amount": amount,
+        **changes,
+    }
+
+
+class CopyingStore:
+    def __init__(self, store: InMemoryFeatureStore) -> None:
+        self.store = store
+
+    def read(self, *args: Any) -> Any:
+        return copy.deepcopy(self.store.read(*args))
+
+    def apply(self, writes: Any) -> None:
+        raise AssertionError("the API must not write feature state")
+
+    def forget(self) -> None:
+        pass
+
+
+class Harness:
+    def __init__(self, **config: Any) -> None:
+        self.store = InMemoryFeatureStore()
+        # history: the card paid 10 and 20 earlier that day
+        FeatureEngine(self.store).process([
+            FeatureInput("h1", T0, "card-1", "term-A", 10.0),
+            FeatureInput("h2", T0 + 60, "card-1", "term-A", 20.0),
+        ])  # fmt: skip
+        # the API reads state like Redis without a card cache: copies, never the store's own
+        engine = FeatureEngine(CopyingStore(self.store))
+        self.pipeline = ScoringPipeline(engine, RulesFallback, Thresholds(0.3, 0.9))
+        self.published: list[tuple[str, bytes, bytes]] = []
+        self.ready = {"redis": True, "kafka": True}
+
+        async def publish(topic: str, key: bytes, value: bytes) -> None:
+            self.published.append((topic, key, value))
+
+        def check(name: str) -> Any:
+            async def answer() -> bool:
+                return self.ready[name]
+
+            return answer
+
+        parts = ApiParts(
+            pipeline=self.pipeline,
+            models=ModelHolder(lambda version: RulesFallback(), cache_file=_nowhere()),
+            publish=publish,
+            idempotency=InMemoryIdempotency(),
+            checks={name: check(name) for name in self.ready},
+        )
+        self.client = TestClient(build_api(ApiConfig(keys=KEYS, **config), parts))
+
+
+def _nowhere() -> Any:
+    from pathlib import Path
+
+    return Path("/nonexistent/model.pkl")
+
+
+def test_predict_answers_what_the_pipeline_answers_for_the_same_state() -> None:
+    harness = Harness()
+    response = harness.client.post("/predict", json=body(), headers=PREDICT_KEY)
+
+    assert response.status_code == 200
+    scored = decode(ScoredTransaction, response.content)
+    message = InboundMessage(json.dumps(body()).encode(), "x", 0, 0, scored.ingest_time)
+    expected = harness.pipeline.prepare([message]).scored[0]
+    assert (scored.fraud_probability, scored.decision) == (
+        expected.fraud_probability,
+        expected.decision,
+    )
+    assert scored.features == expected.features
+    assert scored.features["card_tx_count_1d"] == 3  # the history and the transaction itself
+    assert scored.features["card_amount_sum_1d"] == 70.0
+    assert harness.published == []  # recording is off by default
+    assert set(harness.store.cards["card-1"]["id"]) == {"h1", "h2"}  # the API never writes
+
+
+def test_recording_publishes_the_transaction_to_the_stream() -> None:
+    harness = Harness(record=True)
+    harness.client.post("/predict", json=body(), headers=PREDICT_KEY)
+
+    ((topic, key, value),) = harness.published
+    assert (topic, key) == ("transactions", b"card-1")
+    assert decode(Transaction, value) == Transaction.model_validate(body())
+
+
+def test_keys_are_required_and_scoped() -> None:
+    client = Harness().client
+    label = {"transaction_id": "h1", "is_fraud": True, "labelled_at": "2026-03-09T00:00:00Z"}
+
+    assert client.post("/predict", json=body()).status_code == 401
+    assert client.post("/predict", json=body(), headers={"X-API-Key": "nope"}).status_code == 401
+    assert client.post("/labels", json=label, headers=PREDICT_KEY).status_code == 403
+    assert client.post("/labels", json=label, headers=ALL_KEY).status_code == 202
+    assert client.get("/health").json() == {"status": "ok"}
+
+
+def test_labels_go_to_the_labels_topic_keyed_by_transaction() -> None:
+    harness = Harness()
+    label = {"transaction_id": "h1", "is_fraud": True, "labelled_at": "2026-03-09T00:00:00Z"}
+
+    response = harness.client.post("/labels", json=label, headers=ALL_KEY)
+
+    assert response.json() == {"accepted": True, "transaction_id": "h1"}
+    ((topic, key, value),) = harness.published
+    assert (topic, key, decode(Label, value).is_fraud) == ("labels", b"h1", True)
+
+
+@pytest.mark.parametrize(
+    "changes, field, words",
+    [
+        ({"amount": -3}, "amount", "greater than 0"),
+        ({"card_id": "4111 1111 1111 1111"}, "card_id", "card number"),
+        ({"currency": "EURO"}, "currency", "ISO 4217"),
+        ({"event_time": "2026-03-02T10:10:00"}, "event_time", "timezone"),
+        ({"amount": None}, "amount", "valid number"),
+    ],
+)
+def test_bad_input_is_a_422_naming_the_field_without_echoing_it(
+    changes: dict[str, Any], field: str, words: str
+) -> None:
+    response = Harness().client.post("/predict", json=body(**changes), headers=PREDICT_KEY)
+
+    assert response.status_code == 422
+    (problem,) = response.json()["detail"]
+    assert problem["field"] == field and words in problem["problem"]
+    assert b"4111" not in response.content
+
+
+def test_the_same_idempotency_key_replays_and_another_body_conflicts() -> None:
+    harness = Harness(record=True)
+    headers = {**PREDICT_KEY, "Idempotency-Key": "order-77"}
+
+    first = harness.client.post("/predict", json=body(), headers=headers)
+    again = harness.client.post("/predict", json=body(), headers=headers)
+    other = harness.client.post("/predict", json=body(amount=41.0), headers=headers)
+
+    assert first.status_code == again.status_code == 200
+    assert again.content == first.content  # same scored_time: the stored answer
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert other.status_code == 409
+    assert len(harness.published) == 1  # the replay was not recorded twice
+
+
+def test_batches_keep_order_and_have_a_size_limit() -> None:
+    client = Harness(max_batch=2).client
+    two = {"transactions": [body("a", 5.0), body("b", 500.0)]}
+
+    response = client.post("/predict/batch", json=two, headers=PREDICT_KEY)
+    too_many = client.post(
+        "/predict/batch", json={"transactions": [body(str(i)) for i in range(3)]},
+        headers=PREDICT_KEY,
+    )  # fmt: skip
+
+    results = response.json()["results"]
+    assert [r["transaction"]["transaction_id"] for r in results] == ["a", "b"]
+    assert too_many.status_code == 422
+    assert too_many.json()["detail"][0]["field"] == "transactions"
+
+
+def test_large_bodies_and_bursts_are_refused() -> None:
+    client = Harness(max_body_bytes=300, rate_per_key=3).client
+    large = body(merchant_category="x" * 32, customer_id="c" * 64, terminal_id="t" * 64)
+
+    assert client.post("/predict", json=large, headers=PREDICT_KEY).status_code == 413
+    statuses = [client.get("/model", headers=PREDICT_KEY).status_code for _ in range(6)]
+    assert statuses[:3] == [200, 200, 200] and 429 in statuses[3:]
+
+
+def test_model_ready_and_cors() -> None:
+    harness = Harness()
+    model = harness.client.get("/model", headers=PREDICT_KEY).json()
+    assert (model["name"], model["version"], model["fallback"]) == ("rules", "fallback", True)
+
+    assert harness.client.get("/ready").status_code == 200
+    harness.ready["kafka"] = False
+    not_ready = harness.client.get("/ready")
+    assert not_ready.status_code == 503 and not_ready.json()["kafka"] is False
+
+    preflight = harness.client.options(
+        "/predict",
+        headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in preflight.headers  # closed by default
