@@ -188,6 +188,7 @@ def build_api(config: ApiConfig, parts: ApiParts) -> FastAPI:
             allow_headers=[API_KEY_HEADER, "Content-Type", "Idempotency-Key"],
         )
     app.add_middleware(_BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(_Measure, metrics=metrics)
     key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
 
     def allowed(scope: str) -> Callable[[str | None], ApiKey]:
@@ -219,16 +220,6 @@ def build_api(config: ApiConfig, parts: ApiParts) -> FastAPI:
             for problem in error.errors()
         ]
         return JSONResponse({"detail": problems}, 422)
-
-    @app.middleware("http")
-    async def measure(request: Request, call_next: Any) -> Response:
-        started = time.perf_counter()
-        response: Response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.requests.labels(path, str(response.status_code)).inc()
-        metrics.latency.labels(path).observe(time.perf_counter() - started)
-        return response
 
     async def score(transactions: list[Transaction]) -> list[bytes]:
         now = datetime.now(UTC)
@@ -432,6 +423,34 @@ class _BodyLimit:
             await self.app(scope, limited, send)
         except _BodyTooLarge:
             await _too_large(send, self.max_bytes)
+
+
+class _Measure:
+    """Requests and latency by route and status (a plain ASGI middleware: Starlette's
+    ``BaseHTTPMiddleware`` costs a task and a stream per request)."""
+
+    def __init__(self, app: ASGIApp, metrics: _ApiMetrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(path, str(status)).inc()
+            self.metrics.latency.labels(path).observe(time.perf_counter() - started)
 
 
 class _BodyTooLarge(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -38,6 +39,11 @@ ReasonCode = dict[str, str | float]
 fields of ``schemas.scored.Reason``; plain dicts, as building models cost ~8 us each)."""
 
 
+@functools.lru_cache(maxsize=16)
+def _codes(feature_names: tuple[str, ...]) -> list[str]:
+    return [name.upper() for name in feature_names]
+
+
 def reason_codes(
     contributions: np.ndarray,
     rows: np.ndarray,
@@ -57,7 +63,7 @@ def reason_codes(
     order = np.argsort(-contributions, axis=1, kind="stable")[:, :top]
     pushes = np.round(np.take_along_axis(contributions, order, axis=1), 6)
     values = np.take_along_axis(rows, order, axis=1)
-    codes = [name.upper() for name in feature_names]
+    codes = _codes(feature_names)
     return [
         [
             {"code": codes[f], "feature": feature_names[f], "value": v, "contribution": c}

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+DENSE_ROWS = 16  # up to this many rows the leaves' vectors are gathered, not multiplied
+
 
 class PathAttribution:
     def __init__(self, booster: Any) -> None:
@@ -46,6 +48,9 @@ class PathAttribution:
             self.booster.predict(rows, pred_leaf=True, num_threads=1), dtype=np.int64
         )
         leaves = leaves.reshape(len(rows), -1) + self.offsets_array
+        if len(rows) <= DENSE_ROWS:  # a few rows: gather and add, no sparse matrix to build
+            summed = self.table[leaves].sum(axis=1)
+            return summed[:, -1], summed[:, :-1]
         trees = leaves.shape[1]
         indicator = sparse.csr_matrix(
             (np.ones(leaves.size), leaves.ravel(), np.arange(0, leaves.size + 1, trees)),

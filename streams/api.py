@@ -156,4 +156,10 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     app = build(settings)
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="info")
+    uvicorn.run(
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="info",
+        access_log=settings.api_access_log,
+    )

@@ -86,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--steps", action="store_true", help="only time each step of the scoring path (no Kafka)"
     )
+    bench.add_argument(
+        "--rest",
+        action="store_true",
+        help="the REST facade instead: throughput and latency next to a trivial endpoint",
+    )
     bench.set_defaults(handler=_bench)
 
     smoke = commands.add_parser(
@@ -283,9 +288,15 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
     host, _, port = settings.kafka_bootstrap.rpartition(":")
     release = probe(host, int(port)).release
     kafka = f"{release.split('-')[0]} (metadata.version {release})"
-    results = asyncio.run(run_bench(settings, args.count, args.rate, args.seconds))
-    options = f"--count {args.count} --rate {args.rate:.0f} --seconds {args.seconds:.0f}"
-    command = f"fraudstream bench {options}"
+    options = f"--rate {args.rate:.0f} --seconds {args.seconds:.0f}"
+    if args.rest:
+        from streams.bench_rest import run_rest_bench
+
+        results = asyncio.run(run_rest_bench(settings, args.seconds, args.rate))
+        command = f"fraudstream bench --rest {options}"
+    else:
+        results = asyncio.run(run_bench(settings, args.count, args.rate, args.seconds))
+        command = f"fraudstream bench --count {args.count} {options}"
     text = report(results, command, kafka)
     _say(text)
     if args.out:

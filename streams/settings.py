@@ -69,6 +69,7 @@ class Settings:
     api_max_batch: int = 100
     api_rate_per_key: float = 5_000.0  # requests a second per key
     api_cors_origins: str = ""  # comma-separated; empty: no cross-origin calls
+    api_access_log: bool = True  # one line per request: method, path, status (never a body)
 
     model_name: str = "fraud-detector"
     label_delay_days: int = 7  # how long labels take: terminal risk looks this far back

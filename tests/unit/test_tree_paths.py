@@ -35,3 +35,11 @@ def test_feature_without_effect_gets_no_contribution() -> None:
     _, contributions = model.predict_explained(rows)
     assert np.abs(contributions[:, 0]).mean() > 0.1  # f0 drives the label
     assert np.abs(contributions[:, 2]).mean() < np.abs(contributions[:, 0]).mean() / 4  # noise
+
+
+def test_a_few_rows_get_the_same_answer_as_a_large_batch() -> None:
+    model, rows = fitted_model()
+    raw_all, contributions_all = model.paths().explain(rows)
+    raw_few, contributions_few = model.paths().explain(rows[:5])
+    np.testing.assert_allclose(raw_few, raw_all[:5], rtol=1e-12)
+    np.testing.assert_allclose(contributions_few, contributions_all[:5], rtol=1e-12, atol=1e-15)
