@@ -191,8 +191,8 @@ def build_api(config: ApiConfig, parts: ApiParts) -> FastAPI:
     app.add_middleware(_Measure, metrics=metrics)
     key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
 
-    def allowed(scope: str) -> Callable[[str | None], ApiKey]:
-        def check(secret: Annotated[str | None, Depends(key_header)] = None) -> ApiKey:
+    def allowed(scope: str) -> Callable[[str | None], Coroutine[Any, Any, ApiKey]]:
+        async def check(secret: Annotated[str | None, Depends(key_header)] = None) -> ApiKey:
             key = config.keys.get(secret or "")
             if key is None:
                 raise _Refused(401, "missing or unknown API key (send it in X-API-Key)")
