@@ -56,9 +56,9 @@ class ApiKey:
 def parse_keys(text: str) -> dict[str, ApiKey]:
     """Keys from ``name:secret[:scope+scope]`` entries separated by commas or new lines.
 
-    >>> keys = parse_keys("checkout:s3cret-0001:predict, fraud-team:s3cret-0002")
+    >>> keys = parse_keys("checkout:checkout-secret-01:predict, team:fraud-team-secret-02")
     >>> sorted((k.name, sorted(k.scopes)) for k in keys.values())
-    [('checkout', ['predict']), ('fraud-team', ['labels', 'predict'])]
+    [('checkout', ['predict']), ('team', ['labels', 'predict'])]
     """
     keys: dict[str, ApiKey] = {}
     for entry in text.replace("\n", ",").split(","):
