@@ -14,6 +14,7 @@ slot's day are dropped, which no window reads (they reach ``RING_DAYS`` - 1 days
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -201,6 +202,8 @@ def _sum_rings(
     deepest = max(last for _, last in ranges)
     if deepest >= RING_DAYS:
         raise ValueError(f"terminal windows reach {deepest} days back; the ring keeps {RING_DAYS}")
+    if len(terminal_days) <= FEW_TERMINAL_DAYS:
+        return _sum_few_rings(dict(zip(terminals, rings, strict=True)), terminal_days, ranges)
     state = unpack_rings(rings)
     index = {terminal: i for i, terminal in enumerate(terminals)}
     rows = np.array([index[terminal] for terminal, _ in terminal_days])[:, None]
@@ -218,3 +221,32 @@ def _sum_rings(
         for asked, counts in zip(terminal_days, flat.tolist(), strict=True)
         if any(counts)
     }
+
+
+FEW_TERMINAL_DAYS = 8  # below this, plain Python beats numpy's per-call overhead (~100 us)
+
+
+def _sum_few_rings(
+    rings: dict[str, bytes | None],
+    terminal_days: Sequence[TerminalDay],
+    ranges: Sequence[DayRange],
+) -> dict[TerminalDay, list[int]]:
+    """``_sum_rings`` for a handful of (terminal, day) pairs (the REST facade's case)."""
+    found = {}
+    deepest = max(last for _, last in ranges)
+    for terminal, day in terminal_days:
+        ring = rings.get(terminal)
+        if not ring:
+            continue
+        values = struct.unpack(f">{3 * RING_DAYS}i", ring.ljust(3 * RING_DAYS * 4, b"\0"))
+        counts, frauds = [0] * (deepest + 1), [0] * (deepest + 1)  # by days back
+        for back in range(1, deepest + 1):
+            slot = (day - back) % RING_DAYS
+            if values[2 * RING_DAYS + slot] == day - back:
+                counts[back], frauds[back] = values[slot], values[RING_DAYS + slot]
+        sums = []
+        for first, last in ranges:
+            sums += [sum(counts[first : last + 1]), sum(frauds[first : last + 1])]
+        if any(sums):
+            found[(terminal, day)] = sums
+    return found
