@@ -8,6 +8,7 @@ them: the stream is the one writer of feature state. With ``record`` on, the tra
 also published to ``transactions``, where the stream scores it into the same state.
 """
 
+import asyncio
 import dataclasses
 import hashlib
 import logging
@@ -158,8 +159,6 @@ def build_api(config: ApiConfig, parts: ApiParts) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        import asyncio
-
         tasks = [asyncio.create_task(run()) for run in parts.background]
         try:
             yield
@@ -257,9 +256,14 @@ def build_api(config: ApiConfig, parts: ApiParts) -> FastAPI:
             return JSONResponse({"detail": "this Idempotency-Key was used with another body"}, 409)
         return _json(answer, replayed=True)
 
+    conflict: dict[int | str, dict[str, Any]] = {
+        409: {"model": Problem, "description": "Idempotency-Key reused with another body"}
+    }
+
     @app.post(
         "/predict",
         response_model=ScoredTransaction,
+        responses=conflict,
         summary="Score one transaction",
         description="The decision, probability and top reason codes, from the same features, "
         "feature state and champion model as the stream. Send `Idempotency-Key` to make a "
@@ -279,6 +283,7 @@ def build_api(config: ApiConfig, parts: ApiParts) -> FastAPI:
     @app.post(
         "/predict/batch",
         response_model=BatchResponse,
+        responses=conflict,
         summary="Score several transactions in one call",
         description=f"Up to {config.max_batch} transactions, answered in order.",
     )
@@ -329,7 +334,11 @@ def build_api(config: ApiConfig, parts: ApiParts) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/ready", summary="A model is loaded and Redis and Kafka answer")
+    @app.get(
+        "/ready",
+        summary="A model is loaded and Redis and Kafka answer",
+        responses={503: {"description": "not ready: the body says what is missing"}},
+    )
     async def ready() -> Response:
         served = parts.models.current()
         results = {name: await check() for name, check in parts.checks.items()}
