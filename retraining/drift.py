@@ -5,7 +5,7 @@ category counts for categorical ones, and the population stability index (PSI) f
 A feature counts as drifted only if the change is both significant (p below ``alpha``) and
 material (PSI at least ``min_psi``): on windows of thousands of events a p-value alone flags
 shifts too small to matter. ~0.2 s for 32 features over 10,000 events here, where an Evidently
-report takes 1-2 s; the drift agent runs these every window and Evidently for people.
+report takes 1-2 s: these are for every window, Evidently for the human report.
 """
 
 from __future__ import annotations
