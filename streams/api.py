@@ -10,9 +10,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
+import httpx
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
@@ -27,7 +32,7 @@ from scoring.features.redis_store import RedisFeatureStore
 from scoring.model_holder import ModelHolder
 from scoring.pipeline import ScoringPipeline
 from streams.app import CHAMPION
-from streams.settings import Settings, SettingsError
+from streams.settings import Settings, SettingsError, to_env
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +155,37 @@ class RedisIdempotency:
 
     def put_if_absent(self, key: str, value: bytes, ttl_seconds: int) -> bool:
         return bool(self.client.set(f"{self.prefix}:{key}", value, ex=ttl_seconds, nx=True))
+
+
+def start_http_service(
+    command: list[str], env: dict[str, str], ready_url: str, log: Path, timeout: float = 120
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` with its output in ``log``; return once ``ready_url`` answers 200."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=out)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(ready_url, timeout=2).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None:
+            break
+        time.sleep(0.3)
+    process.kill()
+    raise RuntimeError(f"{' '.join(command[:4])} did not get ready:\n{log.read_text()[-3000:]}")
+
+
+def spawn_api(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    """``fraudstream api`` in its own process, configured by ``settings``, once ready."""
+    return start_http_service(
+        [sys.executable, "-m", "streams.cli", "api"],
+        {**os.environ, **to_env(settings)},
+        f"http://{settings.api_host}:{settings.api_port}/ready",
+        log,
+    )
 
 
 def serve(settings: Settings) -> None:

@@ -8,18 +8,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import subprocess
 import sys
 import time
-from pathlib import Path
 
-import httpx
 import numpy as np
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+from streams.api import spawn_api, start_http_service
 from streams.bench import BenchResult, _transactions
-from streams.settings import Settings, to_env
+from streams.settings import Settings
 
 BENCH_KEY = "bench-secret-00000001"
 CONNECTIONS = 32
@@ -43,7 +41,7 @@ async def echo(body: _Small) -> dict[str, str]:
 async def run_rest_bench(settings: Settings, seconds: float, rate: float) -> list[BenchResult]:
     port = settings.api_port + 1
     bodies = [value for _, value in _transactions(20_000)]
-    trivial = _start(
+    trivial = start_http_service(
         [sys.executable, "-m", "uvicorn", "streams.bench_rest:trivial_app",
          "--port", str(port), "--no-access-log", "--log-level", "warning"],
         os.environ.copy(), f"http://127.0.0.1:{port}/docs", settings.home / "bench-trivial.log",
@@ -58,10 +56,7 @@ async def run_rest_bench(settings: Settings, seconds: float, rate: float) -> lis
         settings, api_keys=f"bench:{BENCH_KEY}", api_access_log=False, api_rate_per_key=1e9,
         topic_prefix=f"bench{os.getpid()}.", app_id=f"fraudstream-bench-api-{os.getpid()}",
     )  # fmt: skip
-    api = _start(
-        [sys.executable, "-m", "streams.cli", "api"], {**os.environ, **to_env(api_settings)},
-        f"http://127.0.0.1:{api_settings.api_port}/ready", settings.home / "bench-api.log",
-    )  # fmt: skip
+    api = spawn_api(api_settings, settings.home / "bench-api.log")
     try:
         requests = [_request("/predict", body, BENCH_KEY) for body in bodies]
         throughput, _ = await _closed_loop(api_settings.api_port, requests, seconds)
@@ -79,24 +74,6 @@ async def run_rest_bench(settings: Settings, seconds: float, rate: float) -> lis
         value = float(np.percentile(latencies, q)) * 1000
         results.append(BenchResult(f"POST /predict latency p{q} at {rate:.0f} req/s", value, "ms"))
     return results
-
-
-def _start(command: list[str], env: dict[str, str], ready: str, log: Path) -> subprocess.Popen:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=out)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(ready, timeout=2).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None:
-            break
-        time.sleep(0.3)
-    process.kill()
-    raise RuntimeError(f"{' '.join(command[:4])} did not start; see {log}")
 
 
 def _request(path: str, body: bytes, key: str | None = None) -> bytes:

@@ -5,9 +5,6 @@ makes it fail (schemathesis)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -27,8 +24,9 @@ from schemas.codec import decode, encode
 from schemas.events import Label, ModelUpdate
 from schemas.scored import ScoredTransaction
 from schemas.topics import LABELS, MODEL_UPDATES, SCORED, TRANSACTIONS
+from streams.api import spawn_api
 from streams.app import create_topics, make_parts
-from streams.settings import Settings, to_env
+from streams.settings import Settings
 from tests.conftest import Endpoints
 from tests.integration.test_streaming import (
     Reader,
@@ -56,26 +54,6 @@ def api_settings(services: Endpoints, tmp_path: Path) -> Settings:
     return isolated(services, tmp_path, api_keys=f"it:{SECRET}", api_port=free_port())
 
 
-def start_api(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "api"],
-            env={**os.environ, **to_env(settings)}, stdout=out, stderr=out,
-        )  # fmt: skip
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url(settings)}/ready", timeout=2).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None:
-            break
-        time.sleep(0.3)
-    process.kill()
-    raise AssertionError(f"the API did not get ready:\n{log.read_text()[-3000:]}")
-
-
 def url(settings: Settings) -> str:
     return f"http://{settings.api_host}:{settings.api_port}"
 
@@ -88,7 +66,7 @@ def test_predict_gives_the_streams_score_and_follows_model_updates(
     items = records(seed=4, count=260)
     history, probe, after_swap = items[:250], items[250], items[251]
     asyncio.run(create_topics(settings))
-    api = start_api(settings, tmp_path / "api.log")
+    api = spawn_api(settings, tmp_path / "api.log")
     store = redis.Redis.from_url(settings.redis_url)
 
     async def run() -> tuple[dict, ScoredTransaction, dict, list[bytes]]:
@@ -148,7 +126,7 @@ def running_api(services: Endpoints, tmp_path_factory: pytest.TempPathFactory) -
     tmp_path = tmp_path_factory.mktemp("api")
     settings = api_settings(services, tmp_path)
     asyncio.run(create_topics(settings))
-    api = start_api(settings, tmp_path / "api.log")
+    api = spawn_api(settings, tmp_path / "api.log")
     try:
         yield url(settings)
     finally:
