@@ -82,7 +82,6 @@ class FeatureEngine:
     def __init__(self, store: FeatureStore, label_delay_days: int = 7) -> None:
         self.store = store
         self.label_delay_days = label_delay_days
-        self.terminal_horizon_days = label_delay_days + max(TERMINAL_WINDOW_DAYS) + 1
         # what terminal features sum, in days back from the event's day: the last completed
         # days, and the days ``label_delay_days`` further back whose labels are mostly known
         self.terminal_ranges = [(1, days) for days in TERMINAL_WINDOW_DAYS] + [
