@@ -78,8 +78,9 @@ def log_training(
     reference_rows: np.ndarray,
     experiment: str = DEFAULT_EXPERIMENT,
 ) -> Registered:
-    """Log every candidate as a nested run, register the best; it becomes champion only if
-    there is none yet (replacing a champion is the promotion gate's job)."""
+    """Log every candidate as a nested run (params, metrics; the model itself only for the
+    best), register the best; it becomes champion only if there is none yet (replacing a
+    champion is the promotion gate's job)."""
     import mlflow
     from mlflow.models import infer_signature
     from mlflow.tracking import MlflowClient
@@ -99,6 +100,8 @@ def log_training(
             with mlflow.start_run(experiment_id=experiment_id, run_name=result.kind, nested=True):
                 mlflow.log_params({"candidate": result.kind, **result.params})
                 mlflow.log_metrics({**result.metrics, "fit_seconds": result.fit_seconds})
+                if result is not best:  # ~6 s a model: only the one that may serve is kept
+                    continue
                 signature = infer_signature(sample, result.model.predict_proba(sample.to_numpy()))
                 info = mlflow.pyfunc.log_model(
                     name="model",
@@ -202,3 +205,128 @@ standardised value; random forest: importance x standardised distance from the t
 Simulated or supplied history only; calendar features are in UTC; a label without
 `labelled_at` is taken as known `label_delay_days` after its transaction.
 """
+
+
+@dataclasses.dataclass(frozen=True)
+class Promotion:
+    name: str
+    version: str
+    previous: str | None
+    metrics: dict[str, float]  # the version's test-window metrics, from its tags
+
+
+def promote(
+    tracking_uri: str,
+    model_name: str,
+    version: str,
+    reason: str,
+    by: str,
+    *,
+    rollback: bool = False,
+) -> Promotion:
+    """Point the champion alias at ``version`` and record who did it and why on the version.
+
+    A promotion remembers the champion it replaced (``previous_champion``), which is where
+    ``rollback`` goes; a rollback keeps the target's own memory, so rollbacks walk back."""
+    from datetime import UTC, datetime
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    target = client.get_model_version(model_name, version)  # raises if there is no such version
+    previous = champion_version(client, model_name)
+    client.set_registered_model_alias(model_name, CHAMPION, version)
+    tags = {
+        "promoted_at": datetime.now(UTC).isoformat(),
+        "promoted_by": by,
+        "promotion_reason": reason,
+    }
+    if previous is not None and previous != version and not rollback:
+        tags["previous_champion"] = previous
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, version, key, value)
+    logger.info("champion of %s: %s -> %s (%s)", model_name, previous, version, reason)
+    return Promotion(model_name, version, previous, version_metrics(dict(target.tags)))
+
+
+def rollback(tracking_uri: str, model_name: str, by: str) -> Promotion:
+    """Give the champion alias back to the version the current champion replaced."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    current = champion_version(client, model_name)
+    if current is None:
+        raise ValueError(f"{model_name} has no champion to roll back")
+    earlier = client.get_model_version(model_name, current).tags.get("previous_champion")
+    if not earlier:
+        raise ValueError(f"{model_name} version {current} replaced no earlier champion")
+    return promote(
+        tracking_uri, model_name, earlier, f"rollback from version {current}", by, rollback=True
+    )
+
+
+def record_gate(
+    tracking_uri: str,
+    model_name: str,
+    version: str,
+    run_id: str,
+    gate: Any,
+    context: dict[str, str],
+) -> None:
+    """Keep the gate's verdict with the version (tags) and its run (metrics, gate.json)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    client.set_model_version_tag(
+        model_name, version, "gate", "passed" if gate.promote else "failed"
+    )
+    client.set_model_version_tag(model_name, version, "gate_reason", gate.reason)
+    for side in ("challenger", "champion"):
+        for name, value in getattr(gate, side).items():
+            if np.isfinite(value):
+                client.log_metric(run_id, f"gate_{side}_{name}", float(value))
+    verdict = {
+        "promote": gate.promote,
+        "reason": gate.reason,
+        "challenger": gate.challenger,
+        "champion": gate.champion,
+        **context,
+    }
+    client.log_dict(run_id, verdict, "gate.json")
+
+
+def version_metrics(tags: dict[str, str]) -> dict[str, float]:
+    """The metrics ``log_training`` kept as version tags.
+
+    >>> version_metrics({"average_precision": "0.5", "candidate": "lightgbm"})
+    {'average_precision': 0.5}
+    """
+    found = {}
+    for key, value in tags.items():
+        try:
+            found[key] = float(value)
+        except ValueError:
+            continue
+    return {
+        k: v
+        for k, v in found.items()
+        if k in ("auc_roc", "average_precision") or k.startswith("card_precision_at_")
+    }
+
+
+def load_reference(tracking_uri: str, model_name: str, version: str) -> pd.DataFrame:
+    """The reference sample logged with a version's training run: feature columns and the
+    model's ``fraud_probability`` for each row."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    run_id = client.get_model_version(model_name, version).tags.get("training_run")
+    if not run_id:
+        raise ValueError(f"{model_name} version {version} has no training run tag")
+    mlflow.set_tracking_uri(tracking_uri)
+    with tempfile.TemporaryDirectory() as folder:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path="reference/reference.parquet", dst_path=folder
+        )
+        return pd.read_parquet(path)

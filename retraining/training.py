@@ -18,6 +18,7 @@ from retraining.candidates import CANDIDATES, estimator_params, make_estimator
 from retraining.dataset import replay_features
 from retraining.metrics import evaluate
 from scoring.features import FEATURE_NAMES
+from scoring.features.store import FeatureStore
 from scoring.model import ModelKind, TrainedModel
 
 logger = logging.getLogger(__name__)
@@ -97,8 +98,13 @@ def build_dataset(
     window: TrainingWindow,
     label_delay_days: int,
     progress: bool = False,
+    store: FeatureStore | None = None,
 ) -> Dataset:
-    features = replay_features(transactions, labels, label_delay_days, progress=progress)
+    """``store``: where the replay keeps its feature state (in memory by default; the online
+    store warms it up for the stream that follows the history)."""
+    features = replay_features(
+        transactions, labels, label_delay_days, store=store, progress=progress
+    )
     times = transactions["event_time"]
     train = ((times >= window.train_start) & (times < window.train_end)).to_numpy()
     test = ((times >= window.test_start) & (times < window.test_end)).to_numpy()

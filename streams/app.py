@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import subprocess
@@ -18,20 +19,32 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import faust
+import orjson
 import redis
 from aiokafka.partitioner import DefaultPartitioner
 
+from retraining.drift import DriftThresholds
+from retraining.drift_monitor import DriftConfig, Reference
 from schemas.codec import DecodeError, decode, encode
 from schemas.events import Label, ModelUpdate
-from schemas.scored import ScoredTransaction
-from schemas.topics import ALL_TOPICS, DEAD_LETTERS, LABELS, MODEL_UPDATES, SCORED, TRANSACTIONS
+from schemas.topics import (
+    ALL_TOPICS,
+    DEAD_LETTERS,
+    DRIFT_REPORTS,
+    LABELS,
+    MODEL_UPDATES,
+    RETRAIN_REQUESTS,
+    SCORED,
+    TRANSACTIONS,
+)
 from scoring.decision import Thresholds
-from scoring.features import FeatureEngine
+from scoring.features import FEATURE_NAMES, FeatureEngine
 from scoring.features.redis_store import RedisFeatureStore
 from scoring.model_holder import Loader, ModelHolder
 from scoring.pipeline import InboundMessage, ScoringPipeline, scores_of, utc_now
 from scoring.quality import RollingQuality
 from scoring.serving import Scorer
+from streams.drift_agent import DriftAgent, ReferenceLoader
 from streams.kafka_admin import ensure_topics
 from streams.metrics import WorkerMetrics
 from streams.settings import Settings, to_env
@@ -53,6 +66,7 @@ class WorkerParts:
     store: TrainingStore
     metrics: WorkerMetrics
     quality: RollingQuality
+    drift: DriftAgent
 
 
 def make_loader(settings: Settings) -> Loader:
@@ -65,6 +79,32 @@ def make_loader(settings: Settings) -> Loader:
         return load_scorer_version(settings.mlflow_tracking_uri, settings.model_name, version)
 
     return load
+
+
+def make_reference_loader(settings: Settings) -> ReferenceLoader:
+    """Loads a model version's reference sample from its training run in the registry."""
+    from retraining.registry import load_reference
+
+    def load(version: str) -> Reference:
+        frame = load_reference(settings.mlflow_tracking_uri, settings.model_name, version)
+        return Reference(
+            frame[list(FEATURE_NAMES)].to_numpy(dtype=float),
+            frame["fraud_probability"].to_numpy(dtype=float),
+        )
+
+    return load
+
+
+def drift_config(settings: Settings) -> DriftConfig:
+    return DriftConfig(
+        window_events=settings.drift_window_events,
+        window_seconds=settings.drift_window_seconds,
+        min_events=settings.drift_min_events,
+        thresholds=DriftThresholds(
+            settings.drift_alpha, settings.drift_min_psi, settings.drift_severe_share
+        ),
+        rearm_windows=settings.drift_rearm_windows,
+    )
 
 
 def make_parts(settings: Settings) -> WorkerParts:
@@ -88,18 +128,67 @@ def make_parts(settings: Settings) -> WorkerParts:
         TrainingStore(settings.training_store_url),
         metrics,
         RollingQuality(threshold=settings.review_threshold),
+        DriftAgent(
+            settings.model_name,
+            make_reference_loader(settings),
+            thresholds,
+            drift_config(settings),
+            settings.reports_dir,
+            metrics,
+            settings.drift_report_every,
+        ),
     )
 
 
-async def create_topics(settings: Settings) -> list[str]:
-    """Every topic with its partition count, and Faust's leader-election topic (one
-    partition), before any worker or producer touches them: the broker auto-creates none."""
+async def create_topics(settings: Settings, groups: tuple[str, ...] = ()) -> list[str]:
+    """Every topic with its partition count, and the leader-election topic (one partition)
+    of each Faust app (the workers', the trainer's and ``groups``), before any worker or
+    producer touches them: the broker auto-creates none."""
     partitions = {settings.topic(spec.name): settings.partitions for spec in ALL_TOPICS}
-    partitions[f"{settings.app_id}-__assignor-__leader"] = 1
+    for group in (settings.app_id, f"{settings.app_id}-trainer", *groups):
+        partitions[f"{group}-__assignor-__leader"] = 1
     return await ensure_topics(settings.kafka_bootstrap, partitions)
 
 
-AGENTS = ("score", "model-updates", "labels", "training-store")
+def faust_app(settings: Settings, app_id: str, **overrides: Any) -> faust.App:
+    """A Faust app on our broker: no web server, topics made up front, short group timeouts."""
+    (settings.home / "faust").mkdir(parents=True, exist_ok=True)
+    options: dict[str, Any] = {
+        "broker": f"kafka://{settings.kafka_bootstrap}",
+        "store": "memory://",
+        "web_enabled": False,
+        "topic_partitions": settings.partitions,
+        "topic_allow_declare": False,  # made up front by create_topics, with fixed partitions
+        "consumer_auto_offset_reset": "earliest",
+        "producer_acks": -1,
+        "broker_session_timeout": settings.broker_session_timeout,
+        "broker_heartbeat_interval": settings.broker_heartbeat_interval,
+        "broker_rebalance_timeout": settings.broker_rebalance_timeout,
+        "datadir": str(settings.home / "faust" / app_id),
+    }
+    return faust.App(app_id, **{**options, **overrides})
+
+
+def raw_topic(app: faust.App, settings: Settings, name: str) -> faust.TopicT:
+    """Topic ``name`` (prefixed) of bytes keys and values: our codecs decode, not Faust."""
+    return app.topic(
+        settings.topic(name), value_serializer="raw", key_serializer="raw",
+        partitions=settings.partitions,
+    )  # fmt: skip
+
+
+def group_id(settings: Settings, agents: tuple[str, ...]) -> str:
+    """The Faust app id, and so the consumer group, of a worker running ``agents``: workers
+    with the same agents share partitions; a process with other agents is its own group.
+
+    >>> s = Settings()
+    >>> group_id(s, AGENTS), group_id(s, ("training-store", "drift"))
+    ('fraudstream', 'fraudstream-training-store-drift')
+    """
+    return settings.app_id if set(agents) == set(AGENTS) else "-".join((settings.app_id, *agents))
+
+
+AGENTS = ("score", "model-updates", "labels", "training-store", "drift")
 
 
 def build_app(
@@ -109,30 +198,9 @@ def build_app(
     training-store sink consumes every scored output, so it costs a scorer real time)."""
     if unknown := set(agents) - set(AGENTS):
         raise ValueError(f"unknown agent(s) {sorted(unknown)}; choose from {', '.join(AGENTS)}")
-    (settings.home / "faust").mkdir(parents=True, exist_ok=True)
-    app = faust.App(
-        settings.app_id,
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        store="memory://",
-        web_enabled=False,
-        topic_partitions=settings.partitions,
-        topic_allow_declare=False,  # made up front by create_topics, with fixed partitions
-        consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
-        producer_max_batch_size=1_000_000,  # one produce batch per partition per scored batch
-        broker_session_timeout=settings.broker_session_timeout,
-        broker_heartbeat_interval=settings.broker_heartbeat_interval,
-        broker_rebalance_timeout=settings.broker_rebalance_timeout,
-        datadir=str(settings.home / "faust" / settings.app_id),
-    )
-
-    def topic(name: str) -> faust.TopicT:
-        return app.topic(
-            settings.topic(name),
-            value_serializer="raw",
-            key_serializer="raw",
-            partitions=settings.partitions,
-        )
+    # one produce batch per partition per scored batch
+    app = faust_app(settings, group_id(settings, agents), producer_max_batch_size=1_000_000)
+    topic = functools.partial(raw_topic, app, settings)
 
     scored_name, dead_letters = settings.topic(SCORED.name), topic(DEAD_LETTERS.name)
 
@@ -195,15 +263,40 @@ def build_app(
                 written = await asyncio.to_thread(parts.store.write_labels, found, origin)
                 parts.metrics.training_rows.labels("labels").inc(written)
 
-    # The training store's sink: large batches, written before they are acknowledged, so a
-    # crash replays (and rewrites) a batch instead of losing it.
-    async def training_store(stream: faust.StreamT) -> None:
-        batches = stream.take_events(5_000, within=5.0)  # type: ignore[attr-defined]
+    drift_reports, retrain_requests = topic(DRIFT_REPORTS.name), topic(RETRAIN_REQUESTS.name)
+
+    # One agent for both consumers of the scored stream (Faust's per-event cost is paid once):
+    # the training store is written before the batch is acknowledged, so a crash replays
+    # (and rewrites) a batch instead of losing it.
+    keep, watch = "training-store" in agents, "drift" in agents
+
+    async def scored_sinks(stream: faust.StreamT) -> None:
+        batches = stream.take_events(5_000, within=2.0)  # type: ignore[attr-defined]
         async for events in batches:
-            decoded = [(event, decode(ScoredTransaction, event.message.value)) for event in events]
-            for origin, rows in _by_partition(decoded):
-                written = await asyncio.to_thread(parts.store.write_scored, rows, origin)
-                parts.metrics.training_rows.labels("scored").inc(written)
+            parsed = await asyncio.to_thread(_parse, events)
+            if keep:
+                for origin, rows in _by_partition(list(zip(events, parsed, strict=True))):
+                    written = await asyncio.to_thread(parts.store.write_scored_events, rows, origin)
+                    parts.metrics.training_rows.labels("scored").inc(written)
+            if watch:
+                await drift(parsed)
+
+    async def drift(parsed: list[dict]) -> None:
+        for result in await asyncio.to_thread(parts.drift.handle, parsed):
+            report = result.report
+            if parts.drift.wants_html(result):
+                report = await asyncio.to_thread(parts.drift.write_html, result)
+            drifted = [f.feature for f in report.features if f.drifted]
+            logger.info(
+                "drift window %s..%s of %s/%s: %d events, severity %s, share %.2f %s",
+                f"{report.window_start:%Y-%m-%d %H:%M}", f"{report.window_end:%Y-%m-%d %H:%M}",
+                report.model_name, report.model_version, report.events, report.severity,
+                report.drift_share, drifted,
+            )  # fmt: skip
+            await drift_reports.send(key=report.model_version.encode(), value=encode(report))
+            if result.request is not None:
+                logger.warning("severe drift: asking to retrain (%s)", result.request.request_id)
+                await retrain_requests.send(value=encode(result.request))
 
     async def forget_cached_cards(
         sender: object, /, *args: object, signal: object, **kwargs: object
@@ -221,11 +314,13 @@ def build_app(
         "score": (topic(TRANSACTIONS.name), score),
         "model-updates": (topic(MODEL_UPDATES.name), model_updates),
         "labels": (topic(LABELS.name), labels),
-        "training-store": (topic(SCORED.name), training_store),
     }
     for name in agents:
-        source, function = chosen[name]
-        app.agent(source, name=name)(function)
+        if name in chosen:
+            source, function = chosen[name]
+            app.agent(source, name=name)(function)
+    if keep or watch:
+        app.agent(topic(SCORED.name), name="scored-sinks")(scored_sinks)
 
     @app.timer(interval=LAG_INTERVAL_S)
     async def report_lag() -> None:
@@ -298,6 +393,10 @@ def _measure_quality(parts: WorkerParts, labels: list[Label]) -> None:
     parts.quality.add([p for p, _ in pairs], [y for _, y in pairs])
     for measure, value in parts.quality.snapshot().items():
         parts.metrics.quality.labels(served, measure).set(value)
+
+
+def _parse(events: list[faust.EventT]) -> list[dict]:
+    return [orjson.loads(event.message.value or b"{}") for event in events]
 
 
 def _label_or_none(event: faust.EventT) -> Label | None:

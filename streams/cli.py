@@ -27,8 +27,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for chatty in ("faust", "mode", "aiokafka", "alembic"):
             logging.getLogger(chatty).setLevel(logging.WARNING)
         # MLflow warns on every pyfunc it logs that pickled models run code when loaded:
-        # ours are our own, loaded from our own registry
+        # ours are our own, loaded from our own registry. MLflow resets its logger's level
+        # when imported, unless this variable says otherwise (worker processes inherit it).
         logging.getLogger("mlflow").setLevel(logging.ERROR)
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
     try:
         settings = Settings.from_env(os.environ)
         return int(args.handler(settings, args))
@@ -59,13 +61,32 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_data_commands(commands)
 
-    worker = commands.add_parser("worker", help="the stream agents: scoring, model updates, labels")
+    worker = commands.add_parser(
+        "worker", help="the stream agents: scoring, model updates, labels, training store, drift"
+    )
     worker.add_argument(
         "--agents",
-        default="score,model-updates,labels,training-store",
+        default="score,model-updates,labels,training-store,drift",
         help="which agents this process runs (comma-separated)",
     )
     worker.set_defaults(handler=_worker)
+
+    trainer = commands.add_parser(
+        "trainer", help="the training worker: retrain on requests and on FRAUD_RETRAIN_CRON"
+    )
+    trainer.set_defaults(handler=_trainer)
+    retrain = commands.add_parser(
+        "retrain", help="retrain now from the training store; promote if the gate passes"
+    )
+    retrain.set_defaults(handler=_retrain)
+    promote = commands.add_parser("promote", help="make VERSION the champion, scorers follow")
+    promote.add_argument("version")
+    promote.add_argument("--reason", default="promoted by hand")
+    promote.set_defaults(handler=_promote)
+    rollback = commands.add_parser(
+        "rollback", help="give the champion back to the version the current one replaced"
+    )
+    rollback.set_defaults(handler=_rollback)
 
     api = commands.add_parser(
         "api", help="the REST facade (FRAUD_API_HOST/PORT; keys from FRAUD_API_KEYS)"
@@ -100,7 +121,6 @@ def _parser() -> argparse.ArgumentParser:
     smoke.set_defaults(handler=_smoke)
 
     demo = commands.add_parser("demo", help="services up, then the main flow on embedded defaults")
-    demo.add_argument("--count", type=int, default=10_000)
     demo.add_argument(
         "--keep-services", action="store_true", help="leave the services running afterwards"
     )
@@ -240,9 +260,10 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
     import faust
 
-    from streams.app import build_app, create_topics, make_parts
+    from streams.app import build_app, create_topics, group_id, make_parts
 
-    created = asyncio.run(create_topics(settings))
+    agents = tuple(a.strip() for a in args.agents.split(",") if a.strip())
+    created = asyncio.run(create_topics(settings, (group_id(settings, agents),)))
     if created:
         logger.info("created topics %s", ", ".join(created))
     parts = make_parts(settings)
@@ -254,10 +275,63 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     logger.info(
         "serving %s/%s%s", model.name, model.version, " (rules fallback)" if model.fallback else ""
     )
-    app = build_app(settings, parts, tuple(a.strip() for a in args.agents.split(",") if a.strip()))
+    app = build_app(settings, parts, agents)
     faust.Worker(
         app, loglevel="WARNING" if not args.verbose else "INFO", quiet=True
     ).execute_from_commandline()
+    return 0
+
+
+def _trainer(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    import faust
+
+    from streams.app import create_topics
+    from streams.trainer import build_trainer_app
+
+    asyncio.run(create_topics(settings))
+    app = build_trainer_app(settings)
+    logger.info("trainer: retrains on requests and on %r", settings.retrain_cron)
+    faust.Worker(
+        app, loglevel="WARNING" if not args.verbose else "INFO", quiet=True
+    ).execute_from_commandline()
+    return 0
+
+
+def _retrain(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from schemas.events import RetrainReason
+    from streams.lifecycle import manual_request, publish_update, retrain
+
+    outcome = retrain(settings, manual_request(RetrainReason.MANUAL, {"by": "fraudstream retrain"}))
+    _say(f"retrain: {outcome.status}, version {outcome.version}: {outcome.reason}")
+    if outcome.update is not None:
+        asyncio.run(publish_update(settings, outcome.update))
+        _say(f"published: {settings.model_name} version {outcome.update.version} is champion")
+    return 0 if outcome.status != "skipped" else 1
+
+
+def _promote(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from streams.lifecycle import promote_version, publish_update
+
+    update = promote_version(settings, args.version, args.reason)
+    asyncio.run(publish_update(settings, update))
+    _say(f"{update.model_name}: champion {update.previous_version} -> {update.version}")
+    return 0
+
+
+def _rollback(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from streams.lifecycle import publish_update, rollback_champion
+
+    update = rollback_champion(settings)
+    asyncio.run(publish_update(settings, update))
+    _say(f"{update.model_name}: champion {update.previous_version} -> {update.version} (rollback)")
     return 0
 
 
@@ -344,6 +418,7 @@ def _smoke(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.demo import run_demo
     from streams.services import LocalServices
 
     services = LocalServices(settings)
@@ -351,40 +426,11 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         services.up()
         for status in services.status():
             _say(status.line())
-        if _smoke(settings, args) != 0:
-            return 1
-        return _demo_model(settings, args.data)
+        return run_demo(settings, args.data, _say)
     finally:
         if not args.keep_services:
             stopped = services.down(tuple(services.started))
             logger.info("stopped: %s", ", ".join(stopped) or "nothing")
-
-
-def _demo_model(settings: Settings, data: Path) -> int:
-    """Simulate history, train and register a champion, then backtest it on the last week."""
-    from streams.jobs import score_file, train, write_simulation
-    from streams.simulator.generator import SimulationConfig
-
-    config = SimulationConfig(seed=42, days=45, customers=1_000, terminals=500)
-    simulation = write_simulation(config, data, "parquet")
-    _say(f"simulated {len(simulation.transactions)} transactions, {len(simulation.labels)} labels")
-    report = train(settings, data / "transactions.parquet", data / "labels.parquet", {})
-    _say_metrics(report.metrics)
-    role = "champion" if report.champion else "registered; the champion is unchanged"
-    _say(f"trained: best {report.best} -> {settings.model_name} version {report.version} ({role})")
-    metrics = score_file(
-        settings,
-        data / "transactions.parquet",
-        data / "labels.parquet",
-        data / "scored.parquet",
-        f"{settings.model_name}@champion",
-    )
-    _say(
-        f"backtest of {settings.model_name}@champion over all {len(simulation.transactions)} "
-        f"transactions -> {data / 'scored.parquet'}: "
-        + "  ".join(f"{n}={v:.4f}" for n, v in metrics.items())
-    )
-    return 0
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from retraining.io import read_labels, read_transactions, write_table
 from retraining.metrics import evaluate
 from retraining.training import TrainingWindow, best_of, build_dataset, train_candidates
 from scoring.decision import Thresholds
+from scoring.features.store import FeatureStore
 from scoring.serving import RulesFallback, Scorer
 from streams.settings import Settings
 from streams.simulator.generator import Simulation, SimulationConfig, simulate
@@ -49,7 +50,10 @@ def train(
     k: int = 100,
     seed: int = 7,
     progress: bool = False,
+    store: FeatureStore | None = None,
 ) -> TrainReport:
+    """Train on the files' history. ``store``: replay it into this feature store (the online
+    one, to warm the stream's state up) instead of a throwaway in-memory one."""
     from retraining.registry import log_training
 
     transactions = read_transactions(transactions_file)
@@ -61,12 +65,14 @@ def train(
         default, **{k: v for k, v in window_overrides.items() if v is not None}
     )
     dataset = build_dataset(
-        transactions, labels, window, settings.label_delay_days, progress=progress
+        transactions, labels, window, settings.label_delay_days, progress=progress, store=store
     )
     results = train_candidates(dataset, seed=seed, k=k)
     best = best_of(results)
-    train_rows = dataset.features[dataset.train]
-    reference = train_rows[np.random.default_rng(seed).permutation(len(train_rows))[:5_000]]
+    # the drift agent's reference: the most recent rows, whose feature windows are full
+    test_rows = dataset.features[dataset.test]
+    sample = np.random.default_rng(seed).permutation(len(test_rows))[:5_000]
+    reference = test_rows[np.sort(sample)]
     params = {
         **window.as_params(),
         "label_delay_days": settings.label_delay_days,

@@ -65,6 +65,25 @@ class WorkerMetrics:
             registry=r,
         )
 
+        self.drift_windows = Counter(
+            "fraudstream_drift_windows", "Drift windows evaluated, by severity", ["severity"],
+            registry=r,
+        )  # fmt: skip
+        self.drift_share = Gauge(
+            "fraudstream_drift_share", "Share of features drifted in the latest window", registry=r
+        )
+        self.feature_psi = Gauge(
+            "fraudstream_feature_drift_psi", "PSI of a feature in the latest window", ["feature"],
+            registry=r,
+        )  # fmt: skip
+        self.feature_drifted = Gauge(
+            "fraudstream_feature_drifted", "1 if the feature drifted in the latest window",
+            ["feature"], registry=r,
+        )  # fmt: skip
+        self.retrain_requests = Counter(
+            "fraudstream_retrain_requests", "Retrain requests sent by the drift agent", registry=r
+        )
+
     def observe_batch(self, result: BatchResult, now: datetime) -> None:
         self.batch_size.observe(len(result) + len(result.dead_letters))
         self.dead_letters.inc(len(result.dead_letters))

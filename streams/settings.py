@@ -76,12 +76,32 @@ class Settings:
     review_threshold: float = 0.5
     decline_threshold: float = 0.9
 
+    drift_window_events: int = 5_000  # scored events per drift window
+    drift_window_seconds: float = 0.0  # event-time span that also closes a window; 0: off
+    drift_min_events: int = 500  # a smaller (time-closed) window is not tested
+    drift_alpha: float = 0.01  # a test's p-value below this is significant
+    drift_min_psi: float = 0.1  # and a PSI at least this is material
+    drift_severe_share: float = 0.2  # more drifted features than this: retrain
+    drift_rearm_windows: int = 3  # calm windows after a request before another may be sent
+    drift_report_every: int = 10  # an Evidently HTML report every this many windows
+
+    retrain_cron: str = "0 3 * * 1"  # the trainer's schedule (cron, UTC): Mondays 03:00
+    retrain_train_days: int = 30
+    retrain_test_days: int = 3  # the gate's window, the latest with mature labels
+    retrain_after_drift_days: int = 3  # post-drift days the training rows must hold
+    promotion_margin: float = 0.01  # average precision the challenger must gain
+    trainer_poll_seconds: float = 5.0  # how often a waiting drift request is re-checked
+
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 
     @property
     def training_store_url(self) -> str:
         return self.training_store or str((self.home / "training-store").absolute())
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
 
     @property
     def model_cache_file(self) -> Path:

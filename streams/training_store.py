@@ -28,8 +28,15 @@ class TrainingStore:
         self.fs, self.path = fsspec.core.url_to_fs(self.root)
 
     def write_scored(self, scored: Sequence[ScoredTransaction], origin: str) -> int:
-        rows = [_scored_row(s) for s in scored]
-        return self._write(SCORED_DIR, pd.DataFrame(rows), "event_time", origin)
+        return self.write_scored_events([s.model_dump(mode="json") for s in scored], origin)
+
+    def write_scored_events(self, events: Sequence[dict], origin: str) -> int:
+        """Scored events as parsed from the topic's JSON (the scorer validated them)."""
+        frame = pd.DataFrame([_scored_row(event) for event in events])
+        for column in ("event_time", "ingest_time", "scored_time"):
+            if column in frame:
+                frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+        return self._write(SCORED_DIR, frame, "event_time", origin)
 
     def write_labels(self, labels: Sequence[Label], origin: str) -> int:
         frame = pd.DataFrame([label.model_dump(mode="python") for label in labels])
@@ -50,6 +57,19 @@ class TrainingStore:
         return frame.drop_duplicates(["transaction_id", "is_fraud", "labelled_at"]).sort_values(
             ["labelled_at", "transaction_id"], kind="stable", ignore_index=True
         )
+
+    def latest_event_time(self) -> pd.Timestamp | None:
+        """The newest scored event time, read from the newest date's files only."""
+        days = sorted(self.fs.glob(f"{self.path}/{SCORED_DIR}/date=*"))
+        for day in reversed(days):
+            files = self.fs.glob(f"{day}/*.parquet")
+            if files:
+                latest = []
+                for name in files:
+                    with self.fs.open(name, "rb") as handle:
+                        latest.append(pd.read_parquet(handle, columns=["event_time"]).max())
+                return pd.Timestamp(max(t["event_time"] for t in latest))
+        return None
 
     def _write(self, kind: str, frame: pd.DataFrame, time_column: str, origin: str) -> int:
         """One file per date in ``frame``; ``origin`` names the batch, e.g. ``topic-3-100-599``."""
@@ -75,18 +95,17 @@ class TrainingStore:
         return pd.concat(frames, ignore_index=True)
 
 
-def _scored_row(scored: ScoredTransaction) -> dict[str, object]:
-    transaction = scored.transaction
+def _scored_row(event: dict) -> dict[str, object]:
+    transaction = {k: v for k, v in event["transaction"].items() if k != "schema_version"}
     return {
-        **transaction.model_dump(mode="python", exclude={"schema_version"}),
-        "channel": transaction.channel.value if transaction.channel else None,
-        "fraud_probability": scored.fraud_probability,
-        "decision": str(scored.decision),
-        "reasons": ";".join(reason.code for reason in scored.reasons),
-        "model_name": scored.model_name,
-        "model_version": scored.model_version,
-        "fallback": scored.fallback,
-        "ingest_time": scored.ingest_time,
-        "scored_time": scored.scored_time,
-        **{f"f_{name}": value for name, value in scored.features.items()},
+        **transaction,
+        "fraud_probability": event["fraud_probability"],
+        "decision": event["decision"],
+        "reasons": ";".join(reason["code"] for reason in event["reasons"]),
+        "model_name": event["model_name"],
+        "model_version": event["model_version"],
+        "fallback": event["fallback"],
+        "ingest_time": event["ingest_time"],
+        "scored_time": event["scored_time"],
+        **{f"f_{name}": value for name, value in event["features"].items()},
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Callable
 
 import pandas as pd
 from aiokafka import AIOKafkaProducer
@@ -36,8 +37,10 @@ async def publish(
     chunk: int = 500,
     transactions_topic: str = TRANSACTIONS.name,
     labels_topic: str = LABELS.name,
+    stop: Callable[[], bool] | None = None,
 ) -> PublishResult:
-    """Send every transaction (key: card id) and label (key: transaction id) in time order."""
+    """Send every transaction (key: card id) and label (key: transaction id) in time order;
+    ``stop``, asked before each chunk, can end the stream early."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=262_144
     )
@@ -50,7 +53,10 @@ async def publish(
     event_times = transactions["event_time"].to_numpy()
     bar = tqdm(total=len(records), unit="tx", disable=not progress, desc="publishing")
     try:
+        sent = 0
         for start in range(0, len(records), chunk):
+            if stop is not None and stop():
+                break
             batch = records[start : start + chunk]
             horizon = event_times[min(start + chunk, len(records)) - 1]
             while sent_labels < len(label_list) and label_times[sent_labels] <= horizon:
@@ -63,6 +69,7 @@ async def publish(
                 await producer.send(
                     transactions_topic, key=record.card_id.encode(), value=encode(record)
                 )
+            sent += len(batch)
             bar.update(len(batch))
             # hold the target rate: sleep until this chunk is due
             due = started + (start + len(batch)) / rate
@@ -71,4 +78,4 @@ async def publish(
     finally:
         bar.close()
         await producer.stop()
-    return PublishResult(len(records), sent_labels, time.monotonic() - started)
+    return PublishResult(sent, sent_labels, time.monotonic() - started)

@@ -1,0 +1,139 @@
+"""Retraining from the training store: which window, which rows, and the gate's verdict.
+
+The store holds what the stream scored (with the features it computed online, so training
+sees exactly what serving saw) and the labels that arrived. A retrain at ``now`` (the
+latest event time in the store) tests on the most recent window whose labels have had
+``label_delay_days`` to arrive, and trains on the ``train_days`` before it, with every label
+known at ``now``. After drift, it waits until ``after_drift_days`` of the shifted period lie
+in the training rows: a model retrained before any labelled post-drift data exists cannot
+have learnt the change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from retraining.gate import GateDecision, promotion_gate
+from retraining.training import CandidateResult, Dataset, TrainingWindow, best_of, train_candidates
+from scoring.features import FEATURE_NAMES
+from scoring.model import TrainedModel
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrainConfig:
+    train_days: int = 30
+    test_days: int = 3
+    label_delay_days: int = 7
+    after_drift_days: int = 3
+    margin: float = 0.01  # the challenger's average precision must beat the champion's by this
+    k: int = 100
+    seed: int = 7
+
+
+def retrain_window(now: pd.Timestamp, config: RetrainConfig) -> TrainingWindow:
+    """Test on the latest window with mature labels, train on the days before it.
+
+    >>> w = retrain_window(pd.Timestamp("2026-03-20 12:00", tz="UTC"), RetrainConfig())
+    >>> [str(t) for t in (w.train_start, w.test_start, w.test_end)]
+    ['2026-02-08 12:00:00+00:00', '2026-03-10 12:00:00+00:00', '2026-03-13 12:00:00+00:00']
+    """
+    test_end = now - pd.Timedelta(days=config.label_delay_days)
+    test_start = test_end - pd.Timedelta(days=config.test_days)
+    return TrainingWindow(
+        test_start - pd.Timedelta(days=config.train_days), test_start, test_start, test_end
+    )
+
+
+def due(now: pd.Timestamp, drift_start: pd.Timestamp | None, config: RetrainConfig) -> bool:
+    """Whether a retrain at ``now`` would train on ``after_drift_days`` of the shifted period.
+
+    >>> config = RetrainConfig()  # 7 days for labels + 3 to test + 3 after the drift
+    >>> drift = pd.Timestamp("2026-03-01", tz="UTC")
+    >>> [due(drift + pd.Timedelta(days=d), drift, config) for d in (12, 13)]
+    [False, True]
+    """
+    if drift_start is None:
+        return True
+    test_start = retrain_window(now, config).test_start
+    return test_start >= drift_start + pd.Timedelta(days=config.after_drift_days)
+
+
+def store_dataset(
+    scored: pd.DataFrame, labels: pd.DataFrame, window: TrainingWindow, known_at: pd.Timestamp
+) -> Dataset:
+    """Rows of the training store in ``window``, labelled by what was known at ``known_at``.
+
+    ``scored`` is ``TrainingStore.read_scored()``; its ``f_*`` columns are the features the
+    stream computed. A transaction is fraud if a fraud label for it arrived by ``known_at``.
+    """
+    times = scored["event_time"]
+    train = ((times >= window.train_start) & (times < window.train_end)).to_numpy()
+    test = ((times >= window.test_start) & (times < window.test_end)).to_numpy()
+    known = labels.empty or labels["labelled_at"] <= known_at
+    frauds = (
+        set() if labels.empty else set(labels.loc[known & labels["is_fraud"], "transaction_id"])
+    )
+    is_fraud = scored["transaction_id"].isin(frauds).to_numpy().astype(int)
+    features = scored[[f"f_{name}" for name in FEATURE_NAMES]].to_numpy(dtype=np.float64)
+    dataset = Dataset(
+        transactions=scored,
+        features=features,
+        train=train,
+        test=test,
+        train_labels=is_fraud[train],
+        test_labels=is_fraud[test],
+    )
+    for name, part in (("train", dataset.train_labels), ("test", dataset.test_labels)):
+        if part.size == 0 or part.min() == part.max():
+            raise ValueError(
+                f"the {name} window ({_span(window, name)}) needs both labelled frauds and "
+                f"genuine transactions in the training store; it has {part.size} rows, "
+                f"{int(part.sum())} frauds"
+            )
+    return dataset
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrainResult:
+    dataset: Dataset
+    candidates: list[CandidateResult]
+    best: CandidateResult
+    gate: GateDecision
+
+
+def train_and_gate(
+    dataset: Dataset, champion: TrainedModel | None, config: RetrainConfig
+) -> RetrainResult:
+    """Train the candidates; the best is promoted if it beats ``champion`` on the test rows
+    by ``config.margin`` (always, when there is no champion)."""
+    candidates = train_candidates(dataset, seed=config.seed, k=config.k)
+    best = best_of(candidates)
+    test = dataset.transactions[dataset.test]
+    rows = dataset.features[dataset.test]
+    days = test["event_time"].dt.floor("D").to_numpy()
+    cards = test["card_id"].to_numpy()
+    if champion is None:
+        gate = GateDecision(True, "there is no champion yet", best.metrics, {})
+    else:
+        gate = promotion_gate(
+            best.model.predict_proba(rows),
+            champion.predict_proba(rows),
+            dataset.test_labels,
+            days,
+            cards,
+            config.margin,
+            config.k,
+        )
+    return RetrainResult(dataset, candidates, best, gate)
+
+
+def _span(window: TrainingWindow, name: str) -> str:
+    start, end = (
+        (window.train_start, window.train_end)
+        if name == "train"
+        else (window.test_start, window.test_end)
+    )
+    return f"{start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}"

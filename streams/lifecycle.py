@@ -1,0 +1,173 @@
+"""The model lifecycle as jobs: retrain from the training store through the gate, promote,
+roll back; each that moves the champion publishes a ``ModelUpdate`` the scorers follow.
+
+Used by the trainer's Faust app and by ``fraudstream retrain | promote | rollback``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+from aiokafka import AIOKafkaProducer
+
+from retraining.registry import Promotion
+from retraining.retrain import RetrainConfig, due, retrain_window, store_dataset, train_and_gate
+from schemas.codec import encode
+from schemas.events import ModelUpdate, RetrainReason, RetrainRequest
+from schemas.topics import MODEL_UPDATES
+from streams.settings import Settings
+from streams.training_store import TrainingStore
+
+logger = logging.getLogger(__name__)
+
+REFERENCE_ROWS = 5_000
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrainOutcome:
+    request: RetrainRequest
+    status: str  # "promoted", "kept" (the gate said no) or "skipped" (could not train)
+    reason: str
+    version: str | None = None  # the version registered, if one was
+    update: ModelUpdate | None = None
+    seconds: float = 0.0
+
+
+def retrain_config(settings: Settings) -> RetrainConfig:
+    return RetrainConfig(
+        train_days=settings.retrain_train_days,
+        test_days=settings.retrain_test_days,
+        label_delay_days=settings.label_delay_days,
+        after_drift_days=settings.retrain_after_drift_days,
+        margin=settings.promotion_margin,
+    )
+
+
+def manual_request(reason: RetrainReason, evidence: dict[str, str | float]) -> RetrainRequest:
+    now = datetime.now(UTC)
+    return RetrainRequest(
+        request_id=f"{reason.value}-{now:%Y%m%dT%H%M%S}",
+        reason=reason,
+        evidence=evidence,
+        requested_at=now,
+    )
+
+
+def drift_start(request: RetrainRequest) -> pd.Timestamp | None:
+    start = request.evidence.get("window_start")
+    return pd.Timestamp(str(start)) if request.reason == RetrainReason.DRIFT and start else None
+
+
+def request_due(settings: Settings, request: RetrainRequest) -> bool:
+    """Whether the store holds enough labelled time after the drift ``request`` reports."""
+    latest = TrainingStore(settings.training_store_url).latest_event_time()
+    return latest is not None and due(latest, drift_start(request), retrain_config(settings))
+
+
+def retrain(settings: Settings, request: RetrainRequest) -> RetrainOutcome:
+    """Train candidates on the store's latest mature window, register the best, let the gate
+    decide, promote if it passes. Blocking (seconds to minutes)."""
+    from mlflow.tracking import MlflowClient
+
+    from retraining.registry import champion_version, load_version, log_training, record_gate
+
+    started = time.perf_counter()
+    config = retrain_config(settings)
+    store = TrainingStore(settings.training_store_url)
+    scored, labels = store.read_scored(), store.read_labels()
+    if scored.empty:
+        return RetrainOutcome(request, "skipped", "the training store is empty")
+    now = scored["event_time"].max()
+    window = retrain_window(now, config)
+    try:
+        dataset = store_dataset(scored, labels, window, now)
+    except ValueError as error:
+        return RetrainOutcome(request, "skipped", str(error))
+    tracking, name = settings.mlflow_tracking_uri, settings.model_name
+    champion = champion_version(MlflowClient(tracking), name)
+    champion_model = load_version(tracking, name, champion) if champion else None
+    result = train_and_gate(dataset, champion_model, config)
+    # the drift reference: the newest rows, the world the new model goes out into
+    latest = dataset.features[
+        (scored["event_time"] >= now - pd.Timedelta(days=config.test_days)).to_numpy()
+    ]
+    sample = np.random.default_rng(config.seed).permutation(len(latest))[:REFERENCE_ROWS]
+    params = {
+        **window.as_params(),
+        "label_delay_days": config.label_delay_days,
+        "labels_known_at": now.isoformat(),
+        "request_id": request.request_id,
+        "reason": request.reason.value,
+        "champion_version": champion or "none",
+        "promotion_margin": config.margin,
+        "k": config.k,
+    }
+    registered = log_training(
+        tracking,
+        settings.mlflow_artifact_dir,
+        name,
+        params,
+        result.dataset.summary(),
+        result.candidates,
+        result.best,
+        latest[np.sort(sample)],
+    )
+    context = {"request_id": request.request_id, "champion_version": champion or "none"}
+    record_gate(tracking, name, registered.version, registered.run_id, result.gate, context)
+    seconds = time.perf_counter() - started
+    if not result.gate.promote:
+        logger.info("version %s kept out: %s", registered.version, result.gate.reason)
+        return RetrainOutcome(
+            request, "kept", result.gate.reason, registered.version, None, seconds
+        )
+    promotion = promote_version(settings, registered.version, result.gate.reason, request)
+    return RetrainOutcome(
+        request, "promoted", result.gate.reason, registered.version, promotion, seconds
+    )
+
+
+def promote_version(
+    settings: Settings, version: str, reason: str, request: RetrainRequest | None = None
+) -> ModelUpdate:
+    from retraining.registry import promote
+
+    by = f"trainer ({request.reason.value} {request.request_id})" if request else "a person"
+    return model_update(
+        promote(settings.mlflow_tracking_uri, settings.model_name, version, reason, by)
+    )
+
+
+def rollback_champion(settings: Settings) -> ModelUpdate:
+    from retraining.registry import rollback
+
+    return model_update(rollback(settings.mlflow_tracking_uri, settings.model_name, "a person"))
+
+
+def model_update(promotion: Promotion) -> ModelUpdate:
+    return ModelUpdate(
+        model_name=promotion.name,
+        version=promotion.version,
+        alias="champion",
+        metrics=promotion.metrics,
+        previous_version=promotion.previous,
+        updated_at=datetime.now(UTC),
+    )
+
+
+async def publish_update(settings: Settings, update: ModelUpdate) -> None:
+    """Tell every scorer (``model.updates``, keyed by model name) to load the new champion."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            settings.topic(MODEL_UPDATES.name),
+            key=update.model_name.encode(),
+            value=encode(update),
+        )
+    finally:
+        await producer.stop()

@@ -1,0 +1,84 @@
+"""The closed loop on real Kafka, Redis and MLflow: drift injected at a known time is
+detected, asks for one retrain, a better model is promoted and the scorers swap to it; a
+stream without drift asks for nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import time
+import uuid
+from pathlib import Path
+
+from schemas.events import Severity
+from streams.demo import AFTER_SWAP, DemoPlan, LoopRun, run_loop
+from streams.settings import Settings
+from tests.conftest import Endpoints
+
+
+def loop_settings(services: Endpoints, tmp_path: Path, name: str) -> Settings:
+    run = uuid.uuid4().hex[:8]
+    with socket.socket() as probe:  # a free port for this run's API
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return services.settings(
+        home=tmp_path, topic_prefix=f"{name}{run}.", app_id=f"fraudstream-{name}-{run}",
+        model_name=f"it-{name}-{run}", metrics_port=0, api_port=port,
+        api_keys=f"test:{uuid.uuid4().hex}", training_store=str(tmp_path / "store"),
+    )  # fmt: skip
+
+
+def run(settings: Settings, plan: DemoPlan, tmp_path: Path) -> LoopRun:
+    lines: list[str] = []
+    try:
+        return run_loop(settings, plan, tmp_path / "data", tmp_path / "logs", lines.append,
+                        time.monotonic())  # fmt: skip
+    finally:
+        print("\n".join(lines))  # noqa: T201 - shown by pytest when the test fails
+
+
+def test_drift_is_detected_retrained_promoted_and_scorers_swap(
+    services: Endpoints, tmp_path: Path
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    settings = loop_settings(services, tmp_path, "loop")
+    plan = DemoPlan.default()
+    drift_at = plan.config.drift_at
+    assert drift_at is not None
+    state = run(settings, plan, tmp_path).state
+
+    # no severe window before the drift began; the first severe one names the changed features
+    assert all(r.severity != Severity.SEVERE for r in state.reports if r.window_end < drift_at)
+    severe = state.first_severe()
+    assert severe is not None and severe.window_end >= drift_at
+    drifted = {f.feature for f in severe.features if f.drifted}
+    assert {"amount", "card_amount_sum_1d", "merchant_category_code"} <= drifted
+    assert severe.report_path is not None and Path(severe.report_path).stat().st_size > 0
+
+    # one shift, one request, one promotion: version 1 (history) -> 2 (retrained)
+    assert [r.evidence["model_version"] for r in state.requests] == ["1"]
+    assert [(u.version, u.previous_version) for _, u in state.updates] == [("2", "1")]
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    champion = client.get_model_version_by_alias(settings.model_name, "champion")
+    assert str(champion.version) == "2" and champion.tags["gate"] == "passed"
+
+    # the scorers swapped: the last events scored all carry the new version
+    assert state.versions["2"] >= AFTER_SWAP
+    latest = list(state.version_of.values())[-1_000:]
+    assert set(latest) == {"2"}
+
+
+def test_a_stream_without_drift_asks_for_no_retrain(services: Endpoints, tmp_path: Path) -> None:
+    settings = loop_settings(services, tmp_path, "calm")
+    default = DemoPlan.default()
+    plan = dataclasses.replace(
+        default, config=dataclasses.replace(default.config, drift_at=None, days=70)
+    )
+    state = run(settings, plan, tmp_path).state
+
+    assert len(state.ids) > 40_000  # 25 simulated days streamed and scored
+    assert len(state.reports) >= 5
+    assert [r.severity for r in state.reports if r.severity == Severity.SEVERE] == []
+    assert state.requests == [] and state.updates == []
+    assert set(state.versions) == {"1"}
