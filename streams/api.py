@@ -14,16 +14,13 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 import redis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
-from schemas.codec import DecodeError, decode
-from schemas.events import ModelUpdate
 from schemas.topics import LABELS, MODEL_UPDATES, TRANSACTIONS
 from scoring.api import ApiConfig, ApiKey, ApiParts, build_api, parse_keys
 from scoring.decision import Thresholds
@@ -31,7 +28,7 @@ from scoring.features import FeatureEngine
 from scoring.features.redis_store import RedisFeatureStore
 from scoring.model_holder import ModelHolder
 from scoring.pipeline import ScoringPipeline
-from streams.app import CHAMPION
+from streams.model_updates import follow_model_updates
 from streams.settings import Settings, SettingsError, to_env
 
 logger = logging.getLogger(__name__)
@@ -111,27 +108,15 @@ def build(settings: Settings) -> FastAPI:
 
     async def connect_kafka_and_follow_models() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-        updates = AIOKafkaConsumer(
-            settings.topic(MODEL_UPDATES.name),
-            bootstrap_servers=settings.kafka_bootstrap,
-            group_id=f"{settings.app_id}-api-{uuid.uuid4().hex[:8]}",  # every API instance
-            auto_offset_reset="latest",
-        )
         await producer.start()
         kafka.producer = producer
         kafka.started.set()
-        await updates.start()
         try:
-            async for message in updates:
-                try:
-                    update = decode(ModelUpdate, message.value or b"")
-                except DecodeError as error:
-                    logger.warning("ignored a malformed model update: %s", error)
-                    continue
-                if update.model_name == settings.model_name and update.alias == CHAMPION:
-                    await asyncio.to_thread(models.refresh, update.version)
+            await follow_model_updates(
+                settings.kafka_bootstrap, settings.topic(MODEL_UPDATES.name),
+                settings.model_name, models,
+            )  # fmt: skip
         finally:
-            await updates.stop()
             await producer.stop()
 
     parts = ApiParts(

@@ -26,7 +26,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from retraining.drift import DriftThresholds
 from retraining.drift_monitor import DriftConfig, Reference
 from schemas.codec import DecodeError, decode, encode
-from schemas.events import Label, ModelUpdate
+from schemas.events import Label
 from schemas.topics import (
     ALL_TOPICS,
     DEAD_LETTERS,
@@ -47,12 +47,12 @@ from scoring.serving import Scorer
 from streams.drift_agent import DriftAgent, ReferenceLoader
 from streams.kafka_admin import ensure_topics
 from streams.metrics import WorkerMetrics
+from streams.model_updates import follow_model_updates
 from streams.settings import Settings, to_env
 from streams.training_store import TrainingStore
 
 logger = logging.getLogger(__name__)
 
-CHAMPION = "champion"
 LAG_INTERVAL_S = 5.0
 T = TypeVar("T")
 
@@ -237,18 +237,6 @@ def build_app(
                 await saving.pop()
             parts.metrics.observe_batch(result, utc_now())
 
-    async def model_updates(stream: faust.StreamT) -> None:
-        async for raw in stream:
-            try:
-                update = decode(ModelUpdate, raw)
-            except DecodeError as error:
-                logger.warning("ignored a malformed model update: %s", error)
-                continue
-            if update.model_name == settings.model_name and update.alias == CHAMPION:
-                # loading takes seconds: off the event loop, so scoring goes on meanwhile
-                served = await asyncio.to_thread(parts.models.refresh, update.version)
-                parts.metrics.serving(served.name, served.version)
-
     async def labels(stream: faust.StreamT) -> None:
         batches = stream.take_events(settings.batch_size, within=1.0)  # type: ignore[attr-defined]
         async for events in batches:
@@ -312,7 +300,6 @@ def build_app(
 
     chosen = {
         "score": (topic(TRANSACTIONS.name), score),
-        "model-updates": (topic(MODEL_UPDATES.name), model_updates),
         "labels": (topic(LABELS.name), labels),
     }
     for name in agents:
@@ -321,6 +308,17 @@ def build_app(
             app.agent(source, name=name)(function)
     if keep or watch:
         app.agent(topic(SCORED.name), name="scored-sinks")(scored_sinks)
+    if "model-updates" in agents:  # not an agent: every worker follows every update
+
+        @app.task
+        async def model_updates() -> None:
+            def served(scorer: Scorer) -> None:
+                parts.metrics.serving(scorer.name, scorer.version)
+
+            await follow_model_updates(
+                settings.kafka_bootstrap, settings.topic(MODEL_UPDATES.name),
+                settings.model_name, parts.models, served,
+            )  # fmt: skip
 
     @app.timer(interval=LAG_INTERVAL_S)
     async def report_lag() -> None:

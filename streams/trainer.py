@@ -75,15 +75,23 @@ def build_trainer_app(settings: Settings) -> faust.App:
 
     app.agent(topic(RETRAIN_REQUESTS.name), name="retrain-requests")(requests)
 
+    background: set[asyncio.Future[RetrainOutcome]] = set()
+
+    def start(request: RetrainRequest) -> None:
+        """Run in the background: a timer must return before its next tick."""
+        task = asyncio.ensure_future(run(request))
+        background.add(task)
+        task.add_done_callback(background.discard)
+
     @app.timer(interval=settings.trainer_poll_seconds)
     async def run_due_requests() -> None:
         for request in list(pending):
             if await asyncio.to_thread(request_due, settings, request):
                 pending.remove(request)
-                await run(request)
+                start(request)
 
     @app.crontab(settings.retrain_cron, timezone=UTC)
     async def scheduled() -> None:
-        await run(manual_request(RetrainReason.SCHEDULE, {"cron": settings.retrain_cron}))
+        start(manual_request(RetrainReason.SCHEDULE, {"cron": settings.retrain_cron}))
 
     return app
