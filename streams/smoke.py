@@ -1,6 +1,6 @@
 """A smoke flow through the real broker: records in, a Faust agent echoes them, records out.
 
-Used by ``make demo`` (until the scoring loop exists) and by the Faust integration test:
+Used by ``fraudstream smoke`` and by the Faust integration test:
 both prove that the broker, aiokafka and a Faust agent work together on this machine.
 """
 
