@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -20,12 +21,16 @@ from schemas.events import DeadLetter
 from schemas.pan import redact_pans
 from schemas.scored import ScoredTransaction
 from schemas.transaction import Transaction
+from scoring.challenger import OnlineChallenger
 from scoring.decision import ReasonCode, Thresholds
 from scoring.features import FEATURE_NAMES, FeatureEngine, FeatureInput
 from scoring.features.store import FeatureStore, StateWrites
 from scoring.serving import RulesFallback, Scorer
 
 Clock = Callable[[], datetime]
+
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +58,8 @@ class BatchResult:
     scored_time: datetime
     dead_letters: list[DeadLetter]
     writes: StateWrites  # the batch's feature-state changes and score marks, until saved
+    challenger_probabilities: np.ndarray | None = None  # the online challenger's, in shadow
+    challenger_version: str | None = None
 
     def __len__(self) -> int:
         return len(self.transactions)
@@ -63,6 +70,12 @@ class BatchResult:
         to_json = Transaction.__pydantic_serializer__.to_json
         scorer, scored_time = self.scorer, self.scored_time
         fallback = scorer.fallback
+        challenger_version = self.challenger_version
+        challengers = (
+            self.challenger_probabilities.tolist()
+            if self.challenger_probabilities is not None
+            else [None] * len(self.transactions)
+        )
         return [
             (
                 transaction.card_id.encode(),
@@ -78,20 +91,21 @@ class BatchResult:
                         "features": dict(zip(FEATURE_NAMES, row, strict=True)),
                         "ingest_time": message.ingest_time,
                         "scored_time": scored_time,
-                        "challenger_probability": None,
-                        "challenger_version": None,
+                        "challenger_probability": challenger,
+                        "challenger_version": challenger_version,
                         "schema_version": 1,
                     },
                     option=orjson.OPT_UTC_Z,
                 ),
             )
-            for transaction, message, probability, decision, reasons, row in zip(
+            for transaction, message, probability, decision, reasons, row, challenger in zip(
                 self.transactions,
                 self.messages,
                 self.probabilities.tolist(),
                 self.decisions.tolist(),
                 self.reasons,
                 self.rows.tolist(),
+                challengers,
                 strict=True,
             )
         ]
@@ -101,6 +115,19 @@ class BatchResult:
         """The outputs as validated objects, read back from exactly the bytes ``encoded``
         sends (slow: for tests and small batches)."""
         return [ScoredTransaction.model_validate_json(value) for _, value in self.encoded()]
+
+
+def shadow_scores(challenger: OnlineChallenger | None, rows: np.ndarray) -> np.ndarray | None:
+    """The challenger's probabilities; ``None`` (and a warning) if it cannot give them: a
+    shadow model never stops the champion from deciding."""
+    if challenger is None:
+        return None
+    try:
+        scores = np.clip(challenger.score(rows), 0.0, 1.0)
+    except Exception as error:  # a river failure must not cost a decision
+        logger.warning("the challenger could not score a batch: %s", error)
+        return None
+    return scores if np.isfinite(scores).all() else None
 
 
 def utc_now() -> datetime:
@@ -128,8 +155,10 @@ class ScoringPipeline:
         current_scorer: Callable[[], Scorer],
         thresholds: Thresholds,
         clock: Clock = utc_now,
+        current_challenger: Callable[[], OnlineChallenger | None] = lambda: None,
     ) -> None:
         self.engine = engine
+        self.current_challenger = current_challenger
         self.current_scorer = current_scorer  # read once per batch: a swap never splits one
         self.thresholds = thresholds
         self.clock = clock
@@ -177,6 +206,7 @@ class ScoringPipeline:
             key = f"tx:{transaction.transaction_id}"
             if key in marks:  # not a replay: the first score is the one that counts
                 marks[key] = f"{marks[key][:-1]},{probability},{orjson.dumps(version).decode()}]"
+        challenger = self.current_challenger()
         return BatchResult(
             transactions,
             messages,
@@ -188,6 +218,8 @@ class ScoringPipeline:
             self.clock(),
             dead,
             writes,
+            shadow_scores(challenger, rows),
+            challenger.version if challenger is not None else None,
         )
 
     def save(self, result: BatchResult) -> None:

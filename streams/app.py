@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import faust
+import numpy as np
 import orjson
 import redis
 from aiokafka.partitioner import DefaultPartitioner
@@ -44,6 +45,7 @@ from scoring.model_holder import Loader, ModelHolder
 from scoring.pipeline import InboundMessage, ScoringPipeline, scores_of, utc_now
 from scoring.quality import RollingQuality
 from scoring.serving import Scorer
+from streams.challenger import ChallengerChannel, ChallengerLearner
 from streams.drift_agent import DriftAgent, ReferenceLoader
 from streams.kafka_admin import ensure_topics
 from streams.metrics import WorkerMetrics
@@ -67,6 +69,8 @@ class WorkerParts:
     metrics: WorkerMetrics
     quality: RollingQuality
     drift: DriftAgent
+    challenger: ChallengerChannel  # the shadow model the scorers use
+    learner: ChallengerLearner  # used by the challenger agent only
 
 
 def make_loader(settings: Settings) -> Loader:
@@ -118,13 +122,16 @@ def make_parts(settings: Settings) -> WorkerParts:
     models.refresh()
     thresholds = Thresholds(settings.review_threshold, settings.decline_threshold)
     metrics = WorkerMetrics()
+    challenger = ChallengerChannel(client, f"{settings.topic_prefix}challenger")
     served = models.current()
     metrics.serving(served.name, served.version)
     return WorkerParts(
         client,
         engine,
         models,
-        ScoringPipeline(engine, models.current, thresholds),
+        ScoringPipeline(
+            engine, models.current, thresholds, current_challenger=lambda: challenger.current
+        ),
         TrainingStore(settings.training_store_url),
         metrics,
         RollingQuality(threshold=settings.review_threshold),
@@ -137,6 +144,8 @@ def make_parts(settings: Settings) -> WorkerParts:
             metrics,
             settings.drift_report_every,
         ),
+        challenger,
+        ChallengerLearner(settings.challenger_delay_days, metrics, settings.review_threshold),
     )
 
 
@@ -188,7 +197,8 @@ def group_id(settings: Settings, agents: tuple[str, ...]) -> str:
     return settings.app_id if set(agents) == set(AGENTS) else "-".join((settings.app_id, *agents))
 
 
-AGENTS = ("score", "model-updates", "labels", "training-store", "drift")
+AGENTS = ("score", "model-updates", "labels", "training-store", "drift", "challenger")
+CHALLENGER_EVERY_S = 5.0  # how often the learner publishes and the scorers pick it up
 
 
 def build_app(
@@ -256,12 +266,15 @@ def build_app(
     # One agent for both consumers of the scored stream (Faust's per-event cost is paid once):
     # the training store is written before the batch is acknowledged, so a crash replays
     # (and rewrites) a batch instead of losing it.
-    keep, watch = "training-store" in agents, "drift" in agents
+    keep, watch, learn = "training-store" in agents, "drift" in agents, "challenger" in agents
 
     async def scored_sinks(stream: faust.StreamT) -> None:
         batches = stream.take_events(5_000, within=2.0)  # type: ignore[attr-defined]
         async for events in batches:
             parsed = await asyncio.to_thread(_parse, events)
+            if learn:
+                times = np.array([_event_time(event) for event in parsed])
+                await asyncio.to_thread(parts.learner.learn_scored, parsed, times)
             if keep:
                 for origin, rows in _by_partition(list(zip(events, parsed, strict=True))):
                     written = await asyncio.to_thread(parts.store.write_scored_events, rows, origin)
@@ -306,8 +319,31 @@ def build_app(
         if name in chosen:
             source, function = chosen[name]
             app.agent(source, name=name)(function)
-    if keep or watch:
+    if keep or watch or learn:
         app.agent(topic(SCORED.name), name="scored-sinks")(scored_sinks)
+    if learn:
+
+        @app.agent(topic(LABELS.name), name="challenger-labels")
+        async def challenger_labels(stream: faust.StreamT) -> None:
+            batches = stream.take_events(settings.batch_size, within=1.0)  # type: ignore[attr-defined]
+            async for events in batches:
+                labels = [label for label in map(_label_or_none, events) if label is not None]
+                ids = [label.transaction_id for label in labels]
+                frauds = [label.is_fraud for label in labels]
+                await asyncio.to_thread(parts.learner.learn_labels, ids, frauds)
+
+        @app.timer(interval=CHALLENGER_EVERY_S)
+        async def publish_challenger() -> None:
+            if parts.learner.challenger.learned:
+                data = await asyncio.to_thread(parts.learner.dumps)
+                await asyncio.to_thread(parts.challenger.publish, data)
+
+    if "score" in agents:
+
+        @app.timer(interval=CHALLENGER_EVERY_S)
+        async def follow_challenger() -> None:
+            await asyncio.to_thread(parts.challenger.refresh)
+
     if "model-updates" in agents:  # not an agent: every worker follows every update
 
         @app.task
@@ -395,6 +431,10 @@ def _measure_quality(parts: WorkerParts, labels: list[Label]) -> None:
 
 def _parse(events: list[faust.EventT]) -> list[dict]:
     return [orjson.loads(event.message.value or b"{}") for event in events]
+
+
+def _event_time(event: dict) -> float:
+    return datetime.fromisoformat(event["transaction"]["event_time"]).timestamp()
 
 
 def _label_or_none(event: faust.EventT) -> Label | None:

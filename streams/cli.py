@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.add_argument(
         "--agents",
-        default="score,model-updates,labels,training-store,drift",
+        default="score,model-updates,labels,training-store,drift,challenger",
         help="which agents this process runs (comma-separated)",
     )
     worker.set_defaults(handler=_worker)

@@ -23,8 +23,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pandas as pd
 import redis
+from sklearn.metrics import average_precision_score
 
 from schemas.events import Severity
 from scoring.features.redis_store import RedisFeatureStore
@@ -43,7 +45,7 @@ RATE = 700.0  # transactions a second: about a third of a simulated day a second
 # scoring in one process, the consumers of the scored stream in another: two cores, two
 # Python processes, neither starved by the other's per-event work
 SCORING_AGENTS = ("score", "model-updates", "labels")
-SINK_AGENTS = ("training-store", "drift")
+SINK_AGENTS = ("training-store", "drift", "challenger")
 TRAINER_NICENESS = 10
 STALL_S = 60.0  # the worker is given up on after this long without a scored event
 AFTER_SWAP = 5_000  # events scored by the new champion before the demo stops streaming
@@ -298,6 +300,18 @@ def _summary(
             f"  version {version}: {len(ids)} scored, frauds caught {caught}/{len(fraud_ids)} "
             f"(recall {caught / max(len(fraud_ids), 1):.1%}), precision of review+decline "
             f"{caught / max(len(flagged), 1):.1%}"
+        )
+    shadow = list(state.challenger_score)
+    if shadow:
+        truth_of = np.array([i in frauds for i in shadow])
+        challenger_ap = average_precision_score(
+            truth_of, [state.challenger_score[i] for i in shadow]
+        )
+        champion_ap = average_precision_score(truth_of, [state.champion_score[i] for i in shadow])
+        say(
+            f"  online challenger (river, learning from the labels, in shadow): scored "
+            f"{len(shadow)}; average precision {challenger_ap:.3f} against the champions' "
+            f"{champion_ap:.3f} on the same transactions"
         )
     severe = state.first_severe()
     if severe is None:

@@ -38,6 +38,8 @@ class LoopState:
     decisions: dict[str, str] = dataclasses.field(default_factory=dict)  # id -> decision
     version_of: dict[str, str] = dataclasses.field(default_factory=dict)  # id -> model version
     latencies: list[float] = dataclasses.field(default_factory=list)  # ingest -> scored, s
+    champion_score: dict[str, float] = dataclasses.field(default_factory=dict)  # id -> p
+    challenger_score: dict[str, float] = dataclasses.field(default_factory=dict)  # in shadow
     first_seen: dict[str, FirstSeen] = dataclasses.field(default_factory=dict)
     reports: list[DriftReport] = dataclasses.field(default_factory=list)
     requests: list[RetrainRequest] = dataclasses.field(default_factory=list)
@@ -107,6 +109,9 @@ class LoopWatcher:
             state.versions[version] += 1
             state.decisions[transaction_id] = event["decision"]
             state.version_of[transaction_id] = version
+            state.champion_score[transaction_id] = event["fraud_probability"]
+            if event.get("challenger_probability") is not None:
+                state.challenger_score[transaction_id] = event["challenger_probability"]
             scored_at = datetime.fromisoformat(event["scored_time"])
             ingest = datetime.fromisoformat(event["ingest_time"])
             state.latencies.append((scored_at - ingest).total_seconds())

@@ -85,6 +85,8 @@ class Settings:
     drift_rearm_windows: int = 3  # calm windows after a request before another may be sent
     drift_report_every: int = 10  # an Evidently HTML report every this many windows
 
+    challenger_delay_days: int = 14  # no fraud label this long after a transaction: genuine
+
     retrain_cron: str = "0 3 * * 1"  # the trainer's schedule (cron, UTC): Mondays 03:00
     retrain_train_days: int = 30
     retrain_test_days: int = 3  # the gate's window, the latest with mature labels

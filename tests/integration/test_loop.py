@@ -63,6 +63,10 @@ def test_drift_is_detected_retrained_promoted_and_scorers_swap(
     champion = client.get_model_version_by_alias(settings.model_name, "champion")
     assert str(champion.version) == "2" and champion.tags["gate"] == "passed"
 
+    # the online challenger learnt from the labels and scored in shadow
+    assert len(state.challenger_score) > 10_000
+    assert all(0.0 <= p <= 1.0 for p in state.challenger_score.values())
+
     # the scorers swapped: the last events scored all carry the new version
     assert state.versions["2"] >= AFTER_SWAP
     latest = list(state.version_of.values())[-1_000:]
