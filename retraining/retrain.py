@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from retraining.gate import GateDecision, promotion_gate
+from retraining.metrics import evaluate
 from retraining.training import CandidateResult, Dataset, TrainingWindow, best_of, train_candidates
 from scoring.features import FEATURE_NAMES
 from scoring.model import TrainedModel
@@ -111,23 +112,47 @@ def train_and_gate(
     by ``config.margin`` (always, when there is no champion)."""
     candidates = train_candidates(dataset, seed=config.seed, k=config.k)
     best = best_of(candidates)
+    return RetrainResult(dataset, candidates, best, gate_against(dataset, best, champion, config))
+
+
+def candidate_and_gate(
+    dataset: Dataset,
+    model: TrainedModel,
+    params: dict[str, object],
+    champion: TrainedModel | None,
+    config: RetrainConfig,
+) -> RetrainResult:
+    """A model trained elsewhere (the online challenger) through the same gate."""
+    test = dataset.transactions[dataset.test]
+    metrics = evaluate(
+        model.predict_proba(dataset.features[dataset.test]),
+        dataset.test_labels,
+        test["event_time"].dt.floor("D").to_numpy(),
+        test["card_id"].to_numpy(),
+        config.k,
+    )
+    candidate = CandidateResult(model.kind, model, metrics, params, 0.0)
+    return RetrainResult(
+        dataset, [candidate], candidate, gate_against(dataset, candidate, champion, config)
+    )
+
+
+def gate_against(
+    dataset: Dataset, best: CandidateResult, champion: TrainedModel | None, config: RetrainConfig
+) -> GateDecision:
+    if champion is None:
+        return GateDecision(True, "there is no champion yet", best.metrics, {})
     test = dataset.transactions[dataset.test]
     rows = dataset.features[dataset.test]
-    days = test["event_time"].dt.floor("D").to_numpy()
-    cards = test["card_id"].to_numpy()
-    if champion is None:
-        gate = GateDecision(True, "there is no champion yet", best.metrics, {})
-    else:
-        gate = promotion_gate(
-            best.model.predict_proba(rows),
-            champion.predict_proba(rows),
-            dataset.test_labels,
-            days,
-            cards,
-            config.margin,
-            config.k,
-        )
-    return RetrainResult(dataset, candidates, best, gate)
+    return promotion_gate(
+        best.model.predict_proba(rows),
+        champion.predict_proba(rows),
+        dataset.test_labels,
+        test["event_time"].dt.floor("D").to_numpy(),
+        test["card_id"].to_numpy(),
+        config.margin,
+        config.k,
+    )
 
 
 def _span(window: TrainingWindow, name: str) -> str:

@@ -23,6 +23,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from river import linear_model, optim, preprocessing
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 
 
 class OnlineChallenger:
@@ -55,6 +58,29 @@ class OnlineChallenger:
         self.model.learn_many(frame, pd.Series(is_fraud.astype(bool)))
         self.learned += len(rows)
         return scores
+
+    def to_sklearn(self) -> Pipeline:
+        """The same model as a fitted scikit-learn ``StandardScaler | LogisticRegression``,
+        the registry's logistic-regression form: promoted, it serves with the same reason
+        codes (coefficient x standardised value) as a batch-trained one."""
+        scaler_state, regression_state = (
+            self.model["StandardScaler"],
+            self.model["LogisticRegression"],
+        )
+        means = np.array([scaler_state.means.get(f, 0.0) for f in self.features])
+        variances = np.array([scaler_state.vars.get(f, 0.0) for f in self.features])
+        weights = np.array([regression_state.weights.get(f, 0.0) for f in self.features])
+        constant = variances <= 0  # river maps a constant feature to 0: weight it 0 here too
+        scaler = StandardScaler()
+        scaler.mean_, scaler.var_ = means, variances
+        scaler.scale_ = np.where(constant, 1.0, np.sqrt(np.where(constant, 1.0, variances)))
+        scaler.n_features_in_, scaler.n_samples_seen_ = len(self.features), self.learned
+        regression = LogisticRegression()
+        regression.coef_ = np.where(constant, 0.0, weights)[np.newaxis, :]
+        regression.intercept_ = np.array([float(regression_state.intercept)])
+        regression.classes_ = np.array([0, 1])
+        regression.n_features_in_ = len(self.features)
+        return Pipeline([("scale", scaler), ("model", regression)])
 
     def dumps(self) -> bytes:
         return pickle.dumps(self)

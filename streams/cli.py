@@ -83,6 +83,14 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument("version")
     promote.add_argument("--reason", default="promoted by hand")
     promote.set_defaults(handler=_promote)
+    promote_challenger = commands.add_parser(
+        "promote-challenger",
+        help="register the online challenger; champion if it passes the gate (or --force)",
+    )
+    promote_challenger.add_argument(
+        "--force", action="store_true", help="promote even if the gate says no (recorded)"
+    )
+    promote_challenger.set_defaults(handler=_promote_challenger)
     rollback = commands.add_parser(
         "rollback", help="give the champion back to the version the current one replaced"
     )
@@ -322,6 +330,28 @@ def _promote(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.run(publish_update(settings, update))
     _say(f"{update.model_name}: champion {update.previous_version} -> {update.version}")
     return 0
+
+
+def _promote_challenger(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    import redis
+
+    from streams.challenger import ChallengerChannel
+    from streams.lifecycle import challenger_through_the_gate, publish_update
+
+    channel = ChallengerChannel(
+        redis.Redis.from_url(settings.redis_url), f"{settings.topic_prefix}challenger"
+    )
+    challenger = channel.refresh()
+    if challenger is None:
+        _say("no online challenger has been published yet (is a worker running its agent?)")
+        return 1
+    outcome = challenger_through_the_gate(settings, challenger, force=args.force)
+    _say(f"{challenger.version}: {outcome.status}, version {outcome.version}: {outcome.reason}")
+    if outcome.update is not None:
+        asyncio.run(publish_update(settings, outcome.update))
+    return 0 if outcome.status != "skipped" else 1
 
 
 def _rollback(settings: Settings, args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import numpy as np
@@ -16,10 +17,21 @@ import pandas as pd
 from aiokafka import AIOKafkaProducer
 
 from retraining.registry import Promotion
-from retraining.retrain import RetrainConfig, due, retrain_window, store_dataset, train_and_gate
+from retraining.retrain import (
+    RetrainConfig,
+    RetrainResult,
+    candidate_and_gate,
+    due,
+    retrain_window,
+    store_dataset,
+    train_and_gate,
+)
+from retraining.training import Dataset
 from schemas.codec import encode
 from schemas.events import ModelUpdate, RetrainReason, RetrainRequest
 from schemas.topics import MODEL_UPDATES
+from scoring.challenger import OnlineChallenger
+from scoring.model import TrainedModel
 from streams.settings import Settings
 from streams.training_store import TrainingStore
 
@@ -72,6 +84,43 @@ def request_due(settings: Settings, request: RetrainRequest) -> bool:
 def retrain(settings: Settings, request: RetrainRequest) -> RetrainOutcome:
     """Train candidates on the store's latest mature window, register the best, let the gate
     decide, promote if it passes. Blocking (seconds to minutes)."""
+    return _through_the_gate(settings, request, train_and_gate)
+
+
+def challenger_through_the_gate(
+    settings: Settings, challenger: OnlineChallenger, force: bool = False
+) -> RetrainOutcome:
+    """Register the online challenger (as the logistic regression it is) and promote it if
+    it beats the champion on the store's latest labelled window, or if ``force``."""
+    model = TrainedModel(
+        "logistic_regression",
+        challenger.to_sklearn(),
+        tuple(challenger.features),
+        np.zeros(len(challenger.features)),
+        np.ones(len(challenger.features)),
+    )
+    params: dict[str, object] = {"source": "online challenger", "version": challenger.version}
+
+    def gate(
+        dataset: Dataset, champion: TrainedModel | None, config: RetrainConfig
+    ) -> RetrainResult:
+        result = candidate_and_gate(dataset, model, params, champion, config)
+        if force and not result.gate.promote:
+            forced = dataclasses.replace(
+                result.gate, promote=True, reason=f"forced by hand ({result.gate.reason})"
+            )
+            result = dataclasses.replace(result, gate=forced)
+        return result
+
+    request = manual_request(RetrainReason.MANUAL, {"challenger": challenger.version})
+    return _through_the_gate(settings, request, gate)
+
+
+def _through_the_gate(
+    settings: Settings,
+    request: RetrainRequest,
+    candidates: Callable[[Dataset, TrainedModel | None, RetrainConfig], RetrainResult],
+) -> RetrainOutcome:
     from mlflow.tracking import MlflowClient
 
     from retraining.registry import champion_version, load_version, log_training, record_gate
@@ -91,7 +140,7 @@ def retrain(settings: Settings, request: RetrainRequest) -> RetrainOutcome:
     tracking, name = settings.mlflow_tracking_uri, settings.model_name
     champion = champion_version(MlflowClient(tracking), name)
     champion_model = load_version(tracking, name, champion) if champion else None
-    result = train_and_gate(dataset, champion_model, config)
+    result = candidates(dataset, champion_model, config)
     # the drift reference: the newest rows, the world the new model goes out into
     latest = dataset.features[
         (scored["event_time"] >= now - pd.Timedelta(days=config.test_days)).to_numpy()

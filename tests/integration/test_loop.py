@@ -10,9 +10,15 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
+import pytest
+import redis
+
 from schemas.events import Severity
+from streams.challenger import ChallengerChannel
+from streams.cli import main
 from streams.demo import AFTER_SWAP, DemoPlan, LoopRun, run_loop
-from streams.settings import Settings
+from streams.settings import Settings, to_env
 from tests.conftest import Endpoints
 
 
@@ -38,9 +44,11 @@ def run(settings: Settings, plan: DemoPlan, tmp_path: Path) -> LoopRun:
 
 
 def test_drift_is_detected_retrained_promoted_and_scorers_swap(
-    services: Endpoints, tmp_path: Path
+    services: Endpoints, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mlflow.tracking import MlflowClient
+
+    from retraining.registry import load_scorer
 
     settings = loop_settings(services, tmp_path, "loop")
     plan = DemoPlan.default()
@@ -71,6 +79,21 @@ def test_drift_is_detected_retrained_promoted_and_scorers_swap(
     assert state.versions["2"] >= AFTER_SWAP
     latest = list(state.version_of.values())[-1_000:]
     assert set(latest) == {"2"}
+
+    # the challenger can be promoted by hand: registered as the logistic regression it is,
+    # it serves the very probabilities it gave in shadow
+    for name, value in to_env(settings).items():
+        monkeypatch.setenv(name, value)
+    assert main(["promote-challenger", "--force"]) == 0
+    champion = client.get_model_version_by_alias(settings.model_name, "champion")
+    assert str(champion.version) == "3" and champion.tags["candidate"] == "logistic_regression"
+    challenger = ChallengerChannel(
+        redis.Redis.from_url(settings.redis_url), f"{settings.topic_prefix}challenger"
+    ).refresh()
+    assert challenger is not None
+    rows = np.random.default_rng(3).normal(size=(20, len(challenger.features)))
+    served = load_scorer(settings.mlflow_tracking_uri, settings.model_name).score(rows)
+    assert np.allclose(served.probabilities, challenger.score(rows), atol=1e-9)
 
 
 def test_a_stream_without_drift_asks_for_no_retrain(services: Endpoints, tmp_path: Path) -> None:

@@ -59,3 +59,12 @@ def test_a_challenger_that_fails_costs_no_decision() -> None:
 
     assert shadow_scores(Broken(("amount",)), np.zeros((2, 1))) is None
     assert shadow_scores(None, np.zeros((2, 1))) is None
+
+
+def test_the_challenger_exported_to_sklearn_gives_the_same_probabilities() -> None:
+    rng = np.random.default_rng(11)
+    challenger = OnlineChallenger(("amount", "count", "constant"), learning_rate=0.05)
+    rows = np.column_stack([rng.normal(size=600), rng.integers(0, 5, 600), np.ones(600)])
+    challenger.learn(rows, rows[:, 0] + rng.normal(0, 0.5, 600) > 1.0)
+    exported = challenger.to_sklearn().predict_proba(rows[:50])[:, 1]
+    assert np.allclose(exported, challenger.score(rows[:50]), atol=1e-9)
