@@ -332,6 +332,10 @@ def build_app(
                 frauds = [label.is_fraud for label in labels]
                 await asyncio.to_thread(parts.learner.learn_labels, ids, frauds)
 
+        @app.task
+        async def resume_challenger() -> None:
+            parts.learner.resume(await asyncio.to_thread(parts.challenger.refresh))
+
         @app.timer(interval=CHALLENGER_EVERY_S)
         async def publish_challenger() -> None:
             if parts.learner.challenger.learned:

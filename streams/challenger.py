@@ -35,6 +35,14 @@ class ChallengerLearner:
         self.latest_event_time = 0.0
         self._lock = threading.Lock()
 
+    def resume(self, published: OnlineChallenger | None) -> None:
+        """Go on from the model published before a restart (the examples that were waiting
+        for their truth are gone: they are not learnt)."""
+        with self._lock:
+            if published is not None and not self.challenger.learned:
+                self.challenger = published
+                logger.info("the online challenger resumes at %s", published.version)
+
     def learn_scored(self, events: Sequence[dict], event_times: np.ndarray) -> int:
         """Keep new examples until their truth is known; learn those whose delay passed."""
         if not events:

@@ -68,3 +68,13 @@ def test_the_challenger_exported_to_sklearn_gives_the_same_probabilities() -> No
     challenger.learn(rows, rows[:, 0] + rng.normal(0, 0.5, 600) > 1.0)
     exported = challenger.to_sklearn().predict_proba(rows[:50])[:, 1]
     assert np.allclose(exported, challenger.score(rows[:50]), atol=1e-9)
+
+
+def test_a_restarted_learner_goes_on_from_the_published_model() -> None:
+    published = OnlineChallenger(("amount", "other"))
+    published.learn(np.array([[1.0, 1.0], [5.0, 1.0]]), np.array([False, True]))
+    learner = ChallengerLearner(delay_days=1, metrics=WorkerMetrics(), threshold=0.5)
+    learner.resume(published)
+    assert learner.challenger.learned == 2
+    learner.resume(OnlineChallenger(("amount", "other")))  # only once, before it learns
+    assert learner.challenger is published
