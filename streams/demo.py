@@ -207,6 +207,7 @@ async def _stream_and_watch(
     sending = asyncio.create_task(publishing)
     seen_reports = seen_requests = seen_updates = 0
     severity_of: dict[str, Severity] = {}
+    sent_at = 0.0  # when the last transaction had been sent
     last_line = 0.0
     try:
         while True:
@@ -245,7 +246,8 @@ async def _stream_and_watch(
             if sending.done():
                 if sending.result().transactions <= len(state.ids):
                     break
-                if time.time() - max(state.last_wall, finished_at(sending)) > STALL_S:
+                sent_at = sent_at or time.time()
+                if time.time() - max(state.last_wall, sent_at) > STALL_S:
                     say(f"[{_clock(began)}] no scored event for {STALL_S:.0f}s: stopping")
                     break
     finally:
@@ -253,13 +255,6 @@ async def _stream_and_watch(
             sending.cancel()
         await watcher.stop()
     return state
-
-
-def finished_at(task: asyncio.Task) -> float:
-    """When ``task`` was first seen done (remembered on the task)."""
-    if not hasattr(task, "finished_at"):
-        task.finished_at = time.time()  # type: ignore[attr-defined]
-    return float(task.finished_at)  # type: ignore[attr-defined]
 
 
 def _ask_api(settings: Settings, row: pd.Series) -> dict:
