@@ -16,25 +16,21 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import faust
-import numpy as np
-import orjson
 import redis
 from aiokafka.partitioner import DefaultPartitioner
 
 from retraining.drift import DriftThresholds
 from retraining.drift_monitor import DriftConfig, Reference
-from schemas.codec import DecodeError, decode, encode
+from schemas.codec import encode
 from schemas.events import Label
 from schemas.topics import (
     ALL_TOPICS,
     DEAD_LETTERS,
-    DRIFT_REPORTS,
     LABELS,
     MODEL_UPDATES,
-    RETRAIN_REQUESTS,
     SCORED,
     TRANSACTIONS,
 )
@@ -51,12 +47,12 @@ from streams.kafka_admin import ensure_topics
 from streams.metrics import WorkerMetrics
 from streams.model_updates import follow_model_updates
 from streams.settings import Settings, to_env
+from streams.sink_agents import CHALLENGER_EVERY_S, add_sink_agents, by_partition, label_or_none
 from streams.training_store import TrainingStore
 
 logger = logging.getLogger(__name__)
 
 LAG_INTERVAL_S = 5.0
-T = TypeVar("T")
 
 
 @dataclasses.dataclass
@@ -198,7 +194,6 @@ def group_id(settings: Settings, agents: tuple[str, ...]) -> str:
 
 
 AGENTS = ("score", "model-updates", "labels", "training-store", "drift", "challenger")
-CHALLENGER_EVERY_S = 5.0  # how often the learner publishes and the scorers pick it up
 
 
 def build_app(
@@ -250,54 +245,16 @@ def build_app(
     async def labels(stream: faust.StreamT) -> None:
         batches = stream.take_events(settings.batch_size, within=1.0)  # type: ignore[attr-defined]
         async for events in batches:
-            decoded = [(event, _label_or_none(event)) for event in events]
+            decoded = [(event, label_or_none(event)) for event in events]
             good = [label for _, label in decoded if label is not None]
             if good:
                 parts.engine.apply_labels(good)
                 parts.metrics.labels.inc(len(good))
                 _measure_quality(parts, good)
-            for origin, part in _by_partition(decoded):
+            for origin, part in by_partition(decoded):
                 found = [label for label in part if label is not None]
                 written = await asyncio.to_thread(parts.store.write_labels, found, origin)
                 parts.metrics.training_rows.labels("labels").inc(written)
-
-    drift_reports, retrain_requests = topic(DRIFT_REPORTS.name), topic(RETRAIN_REQUESTS.name)
-
-    # One agent for both consumers of the scored stream (Faust's per-event cost is paid once):
-    # the training store is written before the batch is acknowledged, so a crash replays
-    # (and rewrites) a batch instead of losing it.
-    keep, watch, learn = "training-store" in agents, "drift" in agents, "challenger" in agents
-
-    async def scored_sinks(stream: faust.StreamT) -> None:
-        batches = stream.take_events(5_000, within=2.0)  # type: ignore[attr-defined]
-        async for events in batches:
-            parsed = await asyncio.to_thread(_parse, events)
-            if learn:
-                times = np.array([_event_time(event) for event in parsed])
-                await asyncio.to_thread(parts.learner.learn_scored, parsed, times)
-            if keep:
-                for origin, rows in _by_partition(list(zip(events, parsed, strict=True))):
-                    written = await asyncio.to_thread(parts.store.write_scored_events, rows, origin)
-                    parts.metrics.training_rows.labels("scored").inc(written)
-            if watch:
-                await drift(parsed)
-
-    async def drift(parsed: list[dict]) -> None:
-        for result in await asyncio.to_thread(parts.drift.handle, parsed):
-            report = result.report
-            if parts.drift.wants_html(result):
-                report = await asyncio.to_thread(parts.drift.write_html, result)
-            drifted = [f.feature for f in report.features if f.drifted]
-            logger.info(
-                "drift window %s..%s of %s/%s: %d events, severity %s, share %.2f %s",
-                f"{report.window_start:%Y-%m-%d %H:%M}", f"{report.window_end:%Y-%m-%d %H:%M}",
-                report.model_name, report.model_version, report.events, report.severity,
-                report.drift_share, drifted,
-            )  # fmt: skip
-            await drift_reports.send(key=report.model_version.encode(), value=encode(report))
-            if result.request is not None:
-                logger.warning("severe drift: asking to retrain (%s)", result.request.request_id)
-                await retrain_requests.send(value=encode(result.request))
 
     async def forget_cached_cards(
         sender: object, /, *args: object, signal: object, **kwargs: object
@@ -319,29 +276,7 @@ def build_app(
         if name in chosen:
             source, function = chosen[name]
             app.agent(source, name=name)(function)
-    if keep or watch or learn:
-        app.agent(topic(SCORED.name), name="scored-sinks")(scored_sinks)
-    if learn:
-
-        @app.agent(topic(LABELS.name), name="challenger-labels")
-        async def challenger_labels(stream: faust.StreamT) -> None:
-            batches = stream.take_events(settings.batch_size, within=1.0)  # type: ignore[attr-defined]
-            async for events in batches:
-                labels = [label for label in map(_label_or_none, events) if label is not None]
-                ids = [label.transaction_id for label in labels]
-                frauds = [label.is_fraud for label in labels]
-                await asyncio.to_thread(parts.learner.learn_labels, ids, frauds)
-
-        @app.task
-        async def resume_challenger() -> None:
-            parts.learner.resume(await asyncio.to_thread(parts.challenger.refresh))
-
-        @app.timer(interval=CHALLENGER_EVERY_S)
-        async def publish_challenger() -> None:
-            if parts.learner.challenger.learned:
-                data = await asyncio.to_thread(parts.learner.dumps)
-                await asyncio.to_thread(parts.challenger.publish, data)
-
+    add_sink_agents(app, topic, parts, agents, settings.batch_size)
     if "score" in agents:
 
         @app.timer(interval=CHALLENGER_EVERY_S)
@@ -431,38 +366,6 @@ def _measure_quality(parts: WorkerParts, labels: list[Label]) -> None:
     parts.quality.add([p for p, _ in pairs], [y for _, y in pairs])
     for measure, value in parts.quality.snapshot().items():
         parts.metrics.quality.labels(served, measure).set(value)
-
-
-def _parse(events: list[faust.EventT]) -> list[dict]:
-    return [orjson.loads(event.message.value or b"{}") for event in events]
-
-
-def _event_time(event: dict) -> float:
-    return datetime.fromisoformat(event["transaction"]["event_time"]).timestamp()
-
-
-def _label_or_none(event: faust.EventT) -> Label | None:
-    try:
-        return decode(Label, event.message.value or b"")
-    except DecodeError as error:
-        logger.warning("ignored a malformed label: %s", error)
-        return None
-
-
-def _by_partition(pairs: list[tuple[faust.EventT, T]]) -> list[tuple[str, list[T]]]:
-    """A batch's items split by partition, each part named ``topic-partition-first-last``:
-    within a partition those offsets say exactly which messages a training-store file holds,
-    so a rewrite after a crash replaces the file and never clobbers another batch's."""
-    groups: dict[tuple[str, int], list[tuple[faust.EventT, T]]] = {}
-    for event, item in pairs:
-        groups.setdefault((event.message.topic, event.message.partition), []).append((event, item))
-    return [
-        (
-            f"{topic}-{partition}-{part[0][0].message.offset}-{part[-1][0].message.offset}",
-            [i for _, i in part],
-        )
-        for (topic, partition), part in groups.items()
-    ]
 
 
 def spawn_worker(
