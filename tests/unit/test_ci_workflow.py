@@ -1,0 +1,35 @@
+"""The GitHub Actions workflow runs what .ci/run runs: lint, the tests without network, and
+the integration tests on services the project starts itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def steps_of(job: dict) -> list[str]:
+    return [step.get("run", step.get("uses", "")) for step in job["steps"]]
+
+
+def test_the_workflow_mirrors_ci_run() -> None:
+    workflow = yaml.safe_load((ROOT / ".github/workflows/ci.yml").read_text())
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as True
+    assert set(triggers) == {"push", "pull_request"}
+    first, second = workflow["jobs"]["lint-and-unit"], workflow["jobs"]["integration"]
+    assert second["needs"] == "lint-and-unit"
+    assert [s for s in steps_of(first) if s.startswith("make")] == ["make lint", "make unit"]
+    assert [s for s in steps_of(second) if s.startswith("make")] == [
+        "make services-up",
+        "make integration",
+        "make services-down",
+    ]
+    setup = {s.split("@")[0] for s in steps_of(second) if s.startswith("actions/")}
+    assert {"actions/setup-python", "actions/setup-java"} <= setup
+    ci_run = (ROOT / ".ci/run").read_text()
+    for target in ("make lint", "make services-up", "make test"):
+        assert target in ci_run  # make test = make unit + make integration
+    makefile = (ROOT / "Makefile").read_text()
+    assert 'pytest -m "not integration"' in makefile and "pytest -m integration" in makefile
