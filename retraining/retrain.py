@@ -73,10 +73,10 @@ def store_dataset(
     times = scored["event_time"]
     train = ((times >= window.train_start) & (times < window.train_end)).to_numpy()
     test = ((times >= window.test_start) & (times < window.test_end)).to_numpy()
-    known = labels.empty or labels["labelled_at"] <= known_at
-    frauds = (
-        set() if labels.empty else set(labels.loc[known & labels["is_fraud"], "transaction_id"])
-    )
+    frauds: set[str] = set()
+    if not labels.empty:
+        known = (labels["labelled_at"] <= known_at) & labels["is_fraud"]
+        frauds = set(labels.loc[known, "transaction_id"])
     is_fraud = scored["transaction_id"].isin(frauds).to_numpy().astype(int)
     features = scored[[f"f_{name}" for name in FEATURE_NAMES]].to_numpy(dtype=np.float64)
     dataset = Dataset(

@@ -244,7 +244,7 @@ async def _stream_and_watch(
                     + ", ".join(f"{v}: {n}" for v, n in sorted(state.versions.items()))
                 )
             if sending.done():
-                if sending.result().transactions <= len(state.ids):
+                if sending.result().transactions <= len(state.version_of):
                     break
                 sent_at = sent_at or time.time()
                 if time.time() - max(state.last_wall, sent_at) > STALL_S:
@@ -281,8 +281,8 @@ def _summary(
     say("")
     say("summary")
     say(
-        f"  scored {len(state.ids)} streamed transactions in {last - first:.0f}s "
-        f"({len(state.ids) / max(last - first, 1e-9):.0f} tx/s, offered {RATE:.0f}/s); "
+        f"  scored {len(state.version_of)} streamed transactions in {last - first:.0f}s "
+        f"({len(state.version_of) / max(last - first, 1e-9):.0f} tx/s, offered {RATE:.0f}/s); "
         f"ingest->scored p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
     )
     frauds = set(truth.loc[truth.is_fraud, "transaction_id"])

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -48,31 +47,26 @@ class DriftAgent:
         self.failed: dict[str, float] = {}  # version -> when its reference failed to load
         self.last_severity: dict[str, Severity] = {}
 
-    def handle(self, parsed: list[dict]) -> list[WindowResult]:
-        """Scored events (parsed JSON) in arrival order -> the windows they closed (blocking:
-        run it in a thread)."""
-        by_version: dict[str, list[dict]] = {}
-        for event in parsed:
+    def handle(self, parsed: list[dict], event_times: np.ndarray) -> list[WindowResult]:
+        """Scored events (parsed JSON, their event times in epoch seconds) in arrival order ->
+        the windows they closed (blocking: run it in a thread)."""
+        by_version: dict[str, list[int]] = {}
+        for index, event in enumerate(parsed):
             if event.get("fallback") or event.get("model_name") != self.model_name:
                 continue  # the rules have no reference; other models are not ours to watch
-            by_version.setdefault(str(event["model_version"]), []).append(event)
+            by_version.setdefault(str(event["model_version"]), []).append(index)
         results = []
-        for version, events in by_version.items():
+        for version, indices in by_version.items():
             monitor = self._monitor(version)
             if monitor is None:
                 continue
+            events = [parsed[i] for i in indices]
             rows = np.array(
                 [[event["features"][name] for name in FEATURE_NAMES] for event in events]
             )
             probabilities = np.array([event["fraud_probability"] for event in events])
             decisions = [event["decision"] for event in events]
-            times = np.array(
-                [
-                    datetime.fromisoformat(event["transaction"]["event_time"]).timestamp()
-                    for event in events
-                ]
-            )
-            results += monitor.add(rows, probabilities, decisions, times)
+            results += monitor.add(rows, probabilities, decisions, event_times[indices])
         for result in results:
             self._observe(result.report, result.request is not None)
         return results

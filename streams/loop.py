@@ -33,7 +33,6 @@ class FirstSeen:
 @dataclasses.dataclass
 class LoopState:
     scored: int = 0
-    ids: set[str] = dataclasses.field(default_factory=set)
     versions: Counter[str] = dataclasses.field(default_factory=Counter)
     decisions: dict[str, str] = dataclasses.field(default_factory=dict)  # id -> decision
     version_of: dict[str, str] = dataclasses.field(default_factory=dict)  # id -> model version
@@ -105,7 +104,6 @@ class LoopWatcher:
             version = str(event["model_version"])
             state.scored += 1
             state.last_wall = now
-            state.ids.add(transaction_id)
             state.versions[version] += 1
             state.decisions[transaction_id] = event["decision"]
             state.version_of[transaction_id] = version

@@ -48,18 +48,18 @@ def add_sink_agents(
         batches = stream.take_events(5_000, within=2.0)  # type: ignore[attr-defined]
         async for events in batches:
             parsed = await asyncio.to_thread(_parse, events)
+            times = np.array([_event_time(event) for event in parsed])  # for drift and learner
             if learn:
-                times = np.array([_event_time(event) for event in parsed])
                 await asyncio.to_thread(parts.learner.learn_scored, parsed, times)
             if keep:
                 for origin, rows in by_partition(list(zip(events, parsed, strict=True))):
                     written = await asyncio.to_thread(parts.store.write_scored_events, rows, origin)
                     parts.metrics.training_rows.labels("scored").inc(written)
             if watch:
-                await drift(parsed)
+                await drift(parsed, times)
 
-    async def drift(parsed: list[dict]) -> None:
-        for result in await asyncio.to_thread(parts.drift.handle, parsed):
+    async def drift(parsed: list[dict], times: np.ndarray) -> None:
+        for result in await asyncio.to_thread(parts.drift.handle, parsed, times):
             report = result.report
             if parts.drift.wants_html(result):
                 report = await asyncio.to_thread(parts.drift.write_html, result)

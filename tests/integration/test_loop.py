@@ -104,7 +104,7 @@ def test_a_stream_without_drift_asks_for_no_retrain(services: Endpoints, tmp_pat
     )
     state = run(settings, plan, tmp_path).state
 
-    assert len(state.ids) > 40_000  # 25 simulated days streamed and scored
+    assert len(state.version_of) > 40_000  # 25 simulated days streamed and scored
     assert len(state.reports) >= 5
     assert [r.severity for r in state.reports if r.severity == Severity.SEVERE] == []
     assert state.requests == [] and state.updates == []
