@@ -40,11 +40,15 @@ def ensure_experiment(client: Any, name: str, artifact_root: Path) -> str:
     """The id of experiment ``name``, created with its artifacts under ``artifact_root``.
 
     The location is given explicitly: with a sqlite tracking store MLflow would otherwise put
-    artifacts in ``./mlruns`` below whatever directory the process happens to run in.
+    artifacts in ``./mlruns`` below whatever directory the process happens to run in. A
+    tracking *server* (``http(s)://``) keeps its own: it serves the artifacts to every process,
+    where a local path would exist only on the machine that trained.
     """
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return str(experiment.experiment_id)
+    if str(client.tracking_uri).startswith(("http://", "https://")):
+        return str(client.create_experiment(name))
     artifact_root.mkdir(parents=True, exist_ok=True)
     return str(client.create_experiment(name, artifact_location=(artifact_root / name).as_uri()))
 

@@ -35,6 +35,7 @@ from schemas.scored import ScoredTransaction
 from schemas.transaction import Transaction
 from scoring.model_holder import ModelHolder
 from scoring.pipeline import InboundMessage, ScoringPipeline
+from scoring.serving import version_number
 
 logger = logging.getLogger(__name__)
 
@@ -350,6 +351,8 @@ def build_api(config: ApiConfig, parts: ApiParts) -> FastAPI:
         served = parts.models.current()
         metrics.model.clear()
         metrics.model.labels(served.name, served.version).set(1)
+        metrics.model_version.clear()
+        metrics.model_version.labels(served.name).set(version_number(served.version))
         return Response(generate_latest(parts.registry), media_type="text/plain; version=0.0.4")
 
     return app
@@ -381,6 +384,11 @@ class _ApiMetrics:
         self.model = Gauge(
             "fraudstream_api_serving_model", "1 for the model this API serves",
             ["model", "version"], registry=registry,
+        )  # fmt: skip
+        self.model_version = Gauge(
+            "fraudstream_api_serving_model_version",
+            "The registry version this API serves, as a number (0: the rules fallback)",
+            ["model"], registry=registry,
         )  # fmt: skip
 
 

@@ -115,3 +115,12 @@ class RulesFallback:
             for row, flags in zip(rows, fired, strict=True)
         ]
         return ScoreBatch(np.round(probabilities, 6), reasons)
+
+
+def version_number(version: str) -> int:
+    """A registry version as a number a dashboard can draw; anything else (the rules) is 0.
+
+    >>> version_number("12"), version_number("rules")
+    (12, 0)
+    """
+    return int(version) if version.isdigit() else 0

@@ -241,7 +241,38 @@ def _train(settings: Settings, args: argparse.Namespace) -> int:
     _say_metrics(report.metrics)
     role = "champion" if report.champion else "registered (champion unchanged)"
     _say(f"best: {report.best} -> {settings.model_name} version {report.version}, {role}")
+    if report.champion:
+        _announce_first_champion(settings, report.version)
     return 0
+
+
+def _announce_first_champion(settings: Settings, version: str) -> None:
+    """Running scorers (on the rules until now) swap to a first champion without a restart;
+    with no broker to tell, they load it when they start."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from aiokafka.errors import KafkaError
+
+    from schemas.events import ModelUpdate
+    from streams.app import create_topics
+    from streams.lifecycle import publish_update
+
+    update = ModelUpdate(
+        model_name=settings.model_name, version=version, alias="champion", metrics={},
+        previous_version=None, updated_at=datetime.now(UTC),
+    )  # fmt: skip
+
+    async def announce() -> None:
+        await create_topics(settings)
+        await publish_update(settings, update)
+
+    try:
+        asyncio.run(asyncio.wait_for(announce(), timeout=20))
+    except (OSError, TimeoutError, KafkaError) as error:
+        _say(f"no broker at {settings.kafka_bootstrap} ({error!r}): scorers load it at start")
+        return
+    _say(f"published: {settings.model_name} version {version} is champion")
 
 
 def _score(settings: Settings, args: argparse.Namespace) -> int:
@@ -278,7 +309,9 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     if settings.metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(settings.metrics_port, addr="127.0.0.1", registry=parts.metrics.registry)
+        start_http_server(
+            settings.metrics_port, addr=settings.metrics_host, registry=parts.metrics.registry
+        )
     model = parts.models.current()
     logger.info(
         "serving %s/%s%s", model.name, model.version, " (rules fallback)" if model.fallback else ""

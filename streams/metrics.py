@@ -12,6 +12,7 @@ from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
 from scoring.pipeline import BatchResult
+from scoring.serving import version_number
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -46,6 +47,12 @@ class WorkerMetrics:
             "fraudstream_serving_model", "1 for the model this worker serves", ["model", "version"],
             registry=r,
         )  # fmt: skip
+        self.model_version = Gauge(
+            "fraudstream_serving_model_version",
+            "The registry version this worker serves, as a number (0: the rules fallback)",
+            ["model"],
+            registry=r,
+        )
         self.quality = Gauge(
             "fraudstream_model_quality",
             "Rolling quality of the served model over its most recent labelled transactions",
@@ -105,6 +112,8 @@ class WorkerMetrics:
     def serving(self, name: str, version: str) -> None:
         self.model.clear()
         self.model.labels(name, version).set(1)
+        self.model_version.clear()
+        self.model_version.labels(name).set(version_number(version))
 
 
 class BatchHistogram:

@@ -56,6 +56,7 @@ class Settings:
     broker_rebalance_timeout: float = 10.0
 
     metrics_port: int = 9464  # Prometheus metrics of a worker; 0 turns the endpoint off
+    metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a container, so Prometheus can scrape it
     training_store: str | None = (
         None  # a directory or fsspec URL; default $FRAUD_HOME/training-store
     )

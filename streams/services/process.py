@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -117,6 +118,26 @@ def run_or_fail(command: Sequence[str], failure: str) -> None:
     if result.returncode != 0:
         output = (result.stdout + result.stderr)[-2000:]
         raise ServiceError(f"{failure}:\n{output}")
+
+
+def require_debian_tool(binary: str, package: str) -> str:
+    """The path of ``binary``; when it is missing and we are root on Debian, ``apt-get
+    install package`` first (CI machines start bare: the project installs what it runs)."""
+    found = shutil.which(binary)
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        logger.info("%s is missing: installing %s from the Debian packages", binary, package)
+        quiet = ["env", "DEBIAN_FRONTEND=noninteractive"]
+        run_or_fail([*quiet, "apt-get", "update", "-qq"], "apt-get update failed")
+        run_or_fail(
+            [*quiet, "apt-get", "install", "-y", "-qq", package],
+            f"apt-get install {package} failed",
+        )
+        found = shutil.which(binary)
+    if found is None:
+        raise ServiceError(f"{binary} is missing: install it (apt-get install {package})")
+    return found
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-import os
-import shutil
-
 from streams.services.process import (
     ManagedProcess,
     ServiceError,
     ServiceStatus,
     port_open,
-    run_or_fail,
+    require_debian_tool,
     wait_until,
 )
 from streams.settings import Settings
-
-logger = logging.getLogger(__name__)
 
 
 class LocalRedis:
@@ -41,7 +35,7 @@ class LocalRedis:
                     f"port {self.settings.redis_port} is taken by a process fraudstream did not "
                     "start; stop it or set FRAUD_REDIS_PORT"
                 )
-            server = _require_redis_server()
+            server = require_debian_tool("redis-server", "redis-server")
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self.process.start(
                 [
@@ -85,21 +79,3 @@ def _server_version(url: str) -> str | None:
         return None
     finally:
         client.close()
-
-
-def _require_redis_server() -> str:
-    server = shutil.which("redis-server")
-    if server:
-        return server
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        logger.info("redis-server is missing: installing it from the Debian packages")
-        quiet = ["env", "DEBIAN_FRONTEND=noninteractive"]
-        run_or_fail([*quiet, "apt-get", "update", "-qq"], "apt-get update failed")
-        run_or_fail(
-            [*quiet, "apt-get", "install", "-y", "-qq", "redis-server"],
-            "apt-get install redis-server failed",
-        )
-        server = shutil.which("redis-server")
-    if server is None:
-        raise ServiceError("Redis is missing: install redis-server (apt-get install redis-server)")
-    return server

@@ -1,29 +1,88 @@
-"""docker-compose.yml offers Docker users the same three services, on the same host ports."""
+"""docker-compose.yml: the whole stack, scalable scorers, health-gated start, no secret in
+the repository. (`docker compose config` runs in tests/integration/test_compose_config.py.)"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
 
 from streams.settings import Settings
 
-COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+APPLICATION = ("scorer", "sink", "trainer", "api", "simulator")
 
 
 def test_compose_file_has_the_three_services_with_healthchecks_on_our_ports() -> None:
-    services = yaml.safe_load(COMPOSE.read_text())["services"]
     defaults = Settings()
 
-    assert set(services) >= {"kafka", "redis", "mlflow"}
-    assert all("healthcheck" in services[name] for name in ("kafka", "redis", "mlflow"))
-    assert services["kafka"]["image"] == f"apache/kafka:{defaults.kafka_version}"
-    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert set(SERVICES) >= {"kafka", "redis", "mlflow"}
+    assert all("healthcheck" in SERVICES[name] for name in ("kafka", "redis", "mlflow"))
+    assert SERVICES["kafka"]["image"] == f"apache/kafka:{defaults.kafka_version}"
+    assert SERVICES["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     published = {
-        name: services[name]["ports"][0].split(":")[1] for name in ("kafka", "redis", "mlflow")
+        name: SERVICES[name]["ports"][0].split(":")[1] for name in ("kafka", "redis", "mlflow")
     }
     assert published == {
         "kafka": str(defaults.kafka_port),
         "redis": str(defaults.redis_port),
         "mlflow": str(defaults.mlflow_port),
     }
+
+
+def test_the_whole_stack_is_there_and_starts_in_order() -> None:
+    assert set(SERVICES) == {"kafka", "redis", "postgres", "mlflow", "prometheus", "grafana",
+                             *APPLICATION}  # fmt: skip
+    assert "postgresql://" in " ".join(SERVICES["mlflow"]["command"])
+    assert SERVICES["mlflow"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    for name in APPLICATION:
+        needs = SERVICES[name]["depends_on"]
+        assert needs == {service: {"condition": "service_healthy"}
+                         for service in ("kafka", "redis", "mlflow")}, name  # fmt: skip
+        assert SERVICES[name]["build"]["dockerfile"] == "deploy/docker/Dockerfile"
+    unchecked = {name for name, service in SERVICES.items() if "healthcheck" not in service}
+    assert unchecked == {"trainer", "simulator"}  # no port to ask; a one-shot job
+
+
+def test_scorers_scale_and_the_simulator_waits_for_its_profile() -> None:
+    scorer = SERVICES["scorer"]
+    assert "container_name" not in scorer and "ports" not in scorer  # replicas would collide
+    assert scorer["command"] == ["worker", "--agents", "score,model-updates,labels"]
+    assert SERVICES["simulator"]["profiles"] == ["simulator"]
+    assert all("profiles" not in s for name, s in SERVICES.items() if name != "simulator")
+
+
+def test_every_fraud_variable_is_a_setting() -> None:
+    environments = [service.get("environment", {}) for service in SERVICES.values()]
+    fraud = {key: "1" for env in environments for key in env if key.startswith("FRAUD_")}
+    assert len(fraud) >= 6
+    Settings.from_env(fraud | {"FRAUD_KAFKA_BOOTSTRAP": "kafka:9092", "FRAUD_API_KEYS": "a:b"})
+
+
+def test_no_secret_is_written_in_the_repository() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    required = set(re.findall(r"\$\{(\w+):\?", text))
+    assert required == {"POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "FRAUD_API_KEYS"}
+    secrets = {"POSTGRES_PASSWORD", "GF_SECURITY_ADMIN_PASSWORD", "FRAUD_API_KEYS"}
+    for service in SERVICES.values():
+        for key in secrets & set(service.get("environment", {})):
+            assert service["environment"][key].startswith("${"), key  # from .env, never here
+    example = (ROOT / ".env.example").read_text()
+    for name in required:
+        assert re.search(rf"^{name}=$", example, re.MULTILINE), f"{name} missing or filled in"
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_prometheus_in_the_stack_scrapes_what_the_processes_serve() -> None:
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    defaults = Settings()
+    for job, service in (("fraudstream-scorer", "scorer"), ("fraudstream-sink", "sink")):
+        (discovery,) = jobs[job]["dns_sd_configs"]
+        assert (discovery["names"], discovery["port"]) == ([service], defaults.metrics_port)
+    assert jobs["fraudstream-api"]["static_configs"][0]["targets"] == [f"api:{defaults.api_port}"]
+    mounts = SERVICES["grafana"]["volumes"]
+    assert "./deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro" in mounts

@@ -50,3 +50,16 @@ def test_a_batch_counts_decisions_dead_letters_and_latencies() -> None:
     assert value("fraudstream_event_to_scored_seconds_sum") == 14.0
     assert value("fraudstream_event_to_scored_seconds_bucket", {"le": "5.0"}) == 0
     assert value("fraudstream_event_to_scored_seconds_bucket", {"le": "10.0"}) == 2
+
+
+def test_the_served_version_is_a_number_a_dashboard_can_draw() -> None:
+    metrics = WorkerMetrics()
+    metrics.serving("fraud-detector", "3")
+    metrics.serving("fraud-detector", "4")  # a swap replaces the value, not adds a series
+    read = metrics.registry.get_sample_value
+
+    assert read("fraudstream_serving_model_version", {"model": "fraud-detector"}) == 4
+    assert read("fraudstream_serving_model", {"model": "fraud-detector", "version": "3"}) is None
+    metrics.serving("rules", "fallback")
+    assert read("fraudstream_serving_model_version", {"model": "rules"}) == 0
+    assert read("fraudstream_serving_model_version", {"model": "fraud-detector"}) is None

@@ -1,0 +1,98 @@
+"""deploy/: Kubernetes manifests valid against the Kubernetes schemas (offline, bundled by
+kubernetes-validate), and Grafana provisioning that matches its dashboards."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from streams.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+KUBERNETES = "1.33.0"
+GRAFANA = ROOT / "deploy" / "grafana"
+
+
+def manifests() -> list[tuple[str, dict]]:
+    return [
+        (f"{path.name}#{i}", document)
+        for path in sorted(K8S.glob("*.yaml"))
+        if path.name != "kustomization.yaml"
+        for i, document in enumerate(yaml.safe_load_all(path.read_text()))
+    ]
+
+
+def resources() -> dict[tuple[str, str], dict]:
+    return {(doc["kind"], doc["metadata"]["name"]): doc for _, doc in manifests()}
+
+
+@pytest.mark.parametrize(("where", "document"), manifests(), ids=[w for w, _ in manifests()])
+def test_every_manifest_is_valid_kubernetes(where: str, document: dict) -> None:
+    kubernetes_validate.validate(document, KUBERNETES, strict=True)
+
+
+def test_the_validation_catches_a_mistake() -> None:
+    scorer = resources()[("Deployment", "scorer")]
+    broken = json.loads(json.dumps(scorer))
+    broken["spec"]["template"]["spec"]["containers"][0]["port"] = 9464  # ports, misspelt
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES, strict=True)
+
+
+def test_kustomization_applies_every_file() -> None:
+    listed = yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"]
+    on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert sorted(listed) == sorted(on_disk)
+
+
+def test_scorers_scale_on_lag_within_the_partitions() -> None:
+    found = resources()
+    settings = found[("ConfigMap", "fraudstream-settings")]["data"]
+    Settings.from_env(settings)  # every FRAUD_* name there is a setting with a usable value
+    autoscaler = found[("HorizontalPodAutoscaler", "scorer")]["spec"]
+    assert autoscaler["scaleTargetRef"]["name"] == "scorer"
+    assert autoscaler["maxReplicas"] == int(settings["FRAUD_PARTITIONS"])
+    (metric,) = autoscaler["metrics"]
+    name = metric["external"]["metric"]["name"]
+    rules = found[("ConfigMap", "fraudstream-adapter-rules")]["data"]["config.yaml"]
+    (rule,) = yaml.safe_load(rules)["externalRules"]
+    assert rule["name"]["as"] == name
+    assert rule["seriesQuery"].startswith("fraudstream_consumer_lag")
+
+
+def test_workers_and_api_read_their_configuration_and_the_api_is_behind_a_service() -> None:
+    found = resources()
+    for name in ("scorer", "sink", "trainer", "api"):
+        (container,) = found[("Deployment", name)]["spec"]["template"]["spec"]["containers"]
+        assert container["envFrom"] == [{"configMapRef": {"name": "fraudstream-settings"}}]
+        assert "env" not in container  # settings in one place
+    (sink, trainer) = (found[("Deployment", n)]["spec"] for n in ("sink", "trainer"))
+    assert sink["replicas"] == trainer["replicas"] == 1  # one challenger learner, one trainer
+    assert sink["strategy"]["type"] == trainer["strategy"]["type"] == "Recreate"
+    api_pod = found[("Deployment", "api")]["spec"]["template"]
+    (keys,) = [v for v in api_pod["spec"]["volumes"] if v["name"] == "keys"]
+    assert keys["secret"]["secretName"] == "fraudstream-api-keys"  # made by hand, not here
+    assert not [d for _, d in manifests() if d["kind"] == "Secret"]
+    service = found[("Service", "api")]["spec"]
+    assert service["selector"].items() <= api_pod["metadata"]["labels"].items()
+    assert service["ports"][0]["targetPort"] == "http"
+
+
+def test_dashboards_use_the_provisioned_datasource_and_every_panel_has_a_query() -> None:
+    datasources = yaml.safe_load(
+        (GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )["datasources"]
+    uids = {source["uid"] for source in datasources}
+    boards = [json.loads(p.read_text()) for p in (GRAFANA / "dashboards").glob("*.json")]
+    assert boards
+    for board in boards:
+        for panel in board["panels"]:
+            if panel["type"] == "row":
+                continue
+            assert panel["datasource"]["uid"] in uids, panel["title"]
+            assert panel["targets"] and all(t["expr"].strip() for t in panel["targets"])
