@@ -218,3 +218,37 @@ def test_model_ready_and_cors() -> None:
         headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"},
     )
     assert "access-control-allow-origin" not in preflight.headers  # closed by default
+
+
+def test_calls_in_the_same_turn_are_scored_together_one_card_per_group() -> None:
+    import asyncio
+
+    from scoring.api import _Coalescer
+
+    groups: list[list[str]] = []
+
+    def score(transactions: list[Transaction]) -> list[bytes]:
+        groups.append([t.transaction_id for t in transactions])
+        if "boom" in groups[-1]:
+            raise RuntimeError("redis went away")
+        return [f"scored {t.transaction_id}".encode() for t in transactions]
+
+    together = _Coalescer(score, limit=3)
+    cards = {"a": "card-1", "b": "card-2", "c": "card-1", "d": "card-3", "e": "card-4"}
+    calls = [Transaction.model_validate(body(tx, card_id=card)) for tx, card in cards.items()]
+
+    async def run() -> tuple[list[bytes], bytes, BaseException | bytes]:
+        first = await asyncio.gather(*(together(t) for t in calls))
+        alone = await together(calls[0])
+        failed = await asyncio.gather(
+            together(Transaction.model_validate(body("boom"))), return_exceptions=True
+        )
+        return first, alone, failed[0]
+
+    first, alone, failed = asyncio.run(run())
+
+    assert first == [f"scored {tx}".encode() for tx in cards]  # each caller its own answer
+    # one group of at most 3 with card-1 once; the repeat and the overflow go in the next
+    assert groups[:2] == [["a", "b", "d"], ["c", "e"]]
+    assert alone == b"scored a" and groups[2] == ["a"]
+    assert isinstance(failed, RuntimeError)
