@@ -12,12 +12,18 @@ import sys
 import time
 
 import numpy as np
+import redis
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+from schemas.codec import encode
+from scoring.features import FeatureEngine, FeatureInput
+from scoring.features.redis_store import RedisFeatureStore
 from streams.api import spawn_api, start_http_service
-from streams.bench import BenchResult, _transactions
+from streams.bench import BenchResult
 from streams.settings import Settings
+from streams.simulator.generator import SimulationConfig, simulate
+from streams.simulator.records import transaction_records
 
 BENCH_KEY = "bench-secret-00000001"
 CONNECTIONS = 32
@@ -38,9 +44,12 @@ async def echo(body: _Small) -> dict[str, str]:
     return {"transaction_id": body.transaction_id}
 
 
+HISTORY_DAYS = 30  # of card and terminal state behind the scored transactions
+REQUESTS = 20_000
+
+
 async def run_rest_bench(settings: Settings, seconds: float, rate: float) -> list[BenchResult]:
     port = settings.api_port + 1
-    bodies = [value for _, value in _transactions(20_000)]
     trivial = start_http_service(
         [sys.executable, "-m", "uvicorn", "streams.bench_rest:trivial_app",
          "--port", str(port), "--no-access-log", "--log-level", "warning"],
@@ -56,14 +65,21 @@ async def run_rest_bench(settings: Settings, seconds: float, rate: float) -> lis
         settings, api_keys=f"bench:{BENCH_KEY}", api_access_log=False, api_rate_per_key=1e9,
         topic_prefix=f"bench{os.getpid()}.", app_id=f"fraudstream-bench-api-{os.getpid()}",
     )  # fmt: skip
-    api = spawn_api(api_settings, settings.home / "bench-api.log")
+    client = redis.Redis.from_url(settings.redis_url)
+    state = f"{api_settings.topic_prefix}fs"
     try:
-        requests = [_request("/predict", body, BENCH_KEY) for body in bodies]
-        throughput, _ = await _closed_loop(api_settings.api_port, requests, seconds)
-        latencies = await _open_loop(api_settings.api_port, requests, rate, seconds)
+        bodies = _with_history(client, state, settings.label_delay_days)
+        api = spawn_api(api_settings, settings.home / "bench-api.log")
+        try:
+            requests = [_request("/predict", body, BENCH_KEY) for body in bodies]
+            throughput, _ = await _closed_loop(api_settings.api_port, requests, seconds)
+            latencies = await _open_loop(api_settings.api_port, requests, rate, seconds)
+        finally:
+            api.terminate()
+            api.wait(timeout=30)
     finally:
-        api.terminate()
-        api.wait(timeout=30)
+        _delete(client, f"{state}:*")
+        client.close()
     results = [
         BenchResult(
             "trivial FastAPI endpoint (small pydantic body), closed loop", ceiling, "req/s"
@@ -74,6 +90,26 @@ async def run_rest_bench(settings: Settings, seconds: float, rate: float) -> lis
         value = float(np.percentile(latencies, q)) * 1000
         results.append(BenchResult(f"POST /predict latency p{q} at {rate:.0f} req/s", value, "ms"))
     return results
+
+
+def _with_history(client: redis.Redis, prefix: str, label_delay_days: int) -> list[bytes]:
+    """``REQUESTS`` transaction bodies whose cards and terminals have ``HISTORY_DAYS`` of
+    state in Redis under ``prefix`` (as the stream would have stored it): a /predict reads
+    and computes what it would in production, not an empty history."""
+    days = HISTORY_DAYS + REQUESTS // 3_000 + 1
+    simulation = simulate(SimulationConfig(seed=99, days=days, customers=2_000, terminals=1_000))
+    records = transaction_records(simulation.transactions)
+    split = len(records) - REQUESTS
+    engine = FeatureEngine(RedisFeatureStore(client, prefix=prefix), label_delay_days)
+    for start in range(0, split, 1_000):
+        engine.process([FeatureInput.of(t) for t in records[start : min(start + 1_000, split)]])
+    return [encode(record) for record in records[split:]]
+
+
+def _delete(client: redis.Redis, pattern: str) -> None:
+    keys = list(client.scan_iter(pattern, count=10_000))
+    for first in range(0, len(keys), 10_000):
+        client.delete(*keys[first : first + 10_000])
 
 
 def _request(path: str, body: bytes, key: str | None = None) -> bytes:

@@ -14,6 +14,7 @@ slot's day are dropped, which no window reads (they reach ``RING_DAYS`` - 1 days
 
 from __future__ import annotations
 
+import operator
 import struct
 from collections.abc import Iterable, Sequence
 
@@ -176,9 +177,26 @@ class RedisFeatureStore:
 
 
 def _columns(members: list[bytes]) -> CardEvents:
-    """A card's stored events as columns, sorted by (time, transaction id)."""
-    rows = sorted((orjson.loads(member) for member in members), key=lambda row: (row[0], row[1]))
-    return {name: [row[i] for row in rows] for i, name in enumerate(CARD_COLUMNS)}
+    """A card's stored events as columns, sorted by (time, transaction id).
+
+    One JSON parse for all of them and C-level sorting and transposing: a card's history is
+    read on every cache miss of a worker and on every REST call, where the per-member parse
+    was the largest single cost.
+
+    >>> _columns([b'[5.0,"b",1.5,"t",null,null,null]', b'[5.0,"a",2.0,"t","FR",1.0,2.0]'])
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'ts': [5.0, 5.0], 'id': ['a', 'b'], 'amount': [2.0, 1.5], 'terminal': ['t', 't'],
+     'country': ['FR', None], 'lat': [1.0, None], 'lon': [2.0, None]}
+    """
+    rows = orjson.loads(b"[" + b",".join(members) + b"]")
+    rows.sort(key=_TIME_THEN_ID)
+    if not rows:
+        return {name: [] for name in CARD_COLUMNS}
+    columns = [list(column) for column in zip(*rows, strict=True)]  # every row: all columns
+    return dict(zip(CARD_COLUMNS, columns, strict=True))
+
+
+_TIME_THEN_ID = operator.itemgetter(0, 1)
 
 
 def unpack_rings(rings: Sequence[bytes | None]) -> np.ndarray:
