@@ -43,3 +43,37 @@ def redact_pans(raw: bytes) -> bytes:
         return b"*" * (len(digits) - 4) + digits[-4:]
 
     return _DIGIT_RUN.sub(mask, raw)
+
+
+# What a scan of written data counts as a card number: an issuer's major industry identifier
+# (2: Mastercard 2-series, 3: Amex and others, 4: Visa, 5: Mastercard, 6: Discover and
+# others), written plain or in the printed groups (4-4-4-4[-3], Amex 4-6-5, one kind of
+# separator), standing on its own: not part of a word or a hex id, not next to a decimal
+# point, not inside a longer run of separated numbers. Epoch milliseconds ("17..."), run ids,
+# the long decimals of a model file and the space-separated counts of its trees are not
+# findings.
+_PAN_IN_DATA = re.compile(
+    rb"(?<![\w.])(?<!\d[ -])(?:[2-6]\d{12,18}"
+    rb"|[2-6]\d{3}([ -])\d{4}\1\d{4}\1\d{1,4}(?:\1\d{1,3})?"
+    rb"|3\d{3}([ -])\d{6}\2\d{5})(?![\w.])(?![ -]\d)"
+)
+
+
+def find_pans(raw: bytes) -> list[str]:
+    """Every card number in ``raw``, masked (only its last four digits): safe to report.
+
+    >>> find_pans(b'{"card_id":"4111111111111111","t":1795724516696,"w":0.4111111111111111}')
+    ['************1111']
+    >>> find_pans(b"5500 0000 0000 0004 and 5500000000000005, 3782-822463-10005")
+    ['************0004', '***********0005']
+    >>> find_pans(b"run 75e4d36f64294279824228325a78e94f")
+    []
+    >>> find_pans(b"leaf_count=167 527 3067 169 90 485 694 1000 155 6474 2564 3910 9130 3353")
+    []
+    """
+    found = []
+    for match in _PAN_IN_DATA.finditer(raw):
+        digits = re.sub(rb"[ -]", b"", match.group(0)).decode()
+        if luhn_valid(digits):
+            found.append("*" * (len(digits) - 4) + digits[-4:])
+    return found

@@ -74,3 +74,13 @@ async def _partition_counts(admin: AIOKafkaAdminClient) -> dict[str, int]:
         if topic["error_code"] == 0:
             counts[topic["topic"]] = len(topic["partitions"])
     return counts
+
+
+async def topic_partitions(bootstrap: str) -> dict[str, int]:
+    """Partition counts of every topic on the broker."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return await _partition_counts(admin)
+    finally:
+        await admin.close()
