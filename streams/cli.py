@@ -122,6 +122,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.set_defaults(handler=_bench)
 
+    chaos = commands.add_parser(
+        "chaos", help="fault injection on the real services: what was sent, scored, lost"
+    )
+    chaos.add_argument("--count", type=int, default=100_000, help="transactions in the kill run")
+    chaos.add_argument("--rate", type=float, default=2_000.0, help="transactions a second")
+    chaos.add_argument("--out", type=Path, default=None, help="also write the table here")
+    chaos.set_defaults(handler=_chaos)
+
     smoke = commands.add_parser(
         "smoke", help="records through Kafka and a Faust agent, counted back"
     )
@@ -407,6 +415,29 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.run(create_topics(settings))
     serve(settings)
     return 0
+
+
+def _chaos(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from streams.bench import machine
+    from streams.chaos import TABLE_HEAD, hostile, kill_nine
+
+    logs = settings.home / "chaos"
+    logs.mkdir(parents=True, exist_ok=True)
+    outcomes = [
+        asyncio.run(kill_nine(settings, logs, args.count, args.rate)),
+        asyncio.run(hostile(settings, logs, rate=args.rate)),
+    ]
+    text = "\n".join(
+        [f"Machine: {machine()}", f"Command: `fraudstream chaos --count {args.count} "
+         f"--rate {args.rate:.0f}`", "", TABLE_HEAD, *(o.row() for o in outcomes)]
+    )  # fmt: skip
+    _say(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    return 0 if all(o.lost == 0 for o in outcomes) else 1
 
 
 def _bench(settings: Settings, args: argparse.Namespace) -> int:

@@ -55,6 +55,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)  # stable
 
 
+@pytest.fixture
+def outside_the_scan() -> Iterator[Path]:
+    """A folder for test inputs that hold a card number on purpose. Not under pytest's temp
+    directory: the suite's last test scans that as what the system wrote."""
+    with tempfile.TemporaryDirectory(prefix="fraudstream-hostile-") as folder:
+        yield Path(folder)
+
+
 @pytest.fixture(scope="session")
 def services() -> Iterator[Endpoints]:
     given = _from_environment()

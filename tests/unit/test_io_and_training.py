@@ -65,10 +65,10 @@ def test_labels_without_labelled_at_are_known_after_the_label_delay(tmp_path: Pa
     ],
 )
 def test_bad_transaction_files_are_refused_with_the_reason(
-    tmp_path: Path, bad_row: dict, message: str
+    outside_the_scan: Path, bad_row: dict, message: str
 ) -> None:
     with pytest.raises(DataFileError, match=message):
-        read_transactions(write_minimal(tmp_path, [bad_row]))
+        read_transactions(write_minimal(outside_the_scan, [bad_row]))
 
 
 def test_lightgbm_beats_logistic_regression_on_a_time_ordered_test() -> None:
