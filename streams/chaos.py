@@ -111,6 +111,8 @@ class Outputs:
     async def until(self, ids: set[bytes], dead: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not (ids <= self.scored.keys() and len(self.dead_letters) >= dead):
+            if self.task is not None and self.task.done():
+                self.task.result()  # the reader failed: its error, not a count of "lost"
             if time.monotonic() > deadline:
                 return
             await asyncio.sleep(0.2)
