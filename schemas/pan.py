@@ -38,9 +38,7 @@ def redact_pans(raw: bytes) -> bytes:
     def mask(match: re.Match[bytes]) -> bytes:
         text = match.group(0)
         digits = re.sub(rb"[ -]", b"", text)
-        if not luhn_valid(digits.decode()):
-            return text
-        return b"*" * (len(digits) - 4) + digits[-4:]
+        return _masked(digits) if luhn_valid(digits.decode()) else text
 
     return _DIGIT_RUN.sub(mask, raw)
 
@@ -73,7 +71,12 @@ def find_pans(raw: bytes) -> list[str]:
     """
     found = []
     for match in _PAN_IN_DATA.finditer(raw):
-        digits = re.sub(rb"[ -]", b"", match.group(0)).decode()
-        if luhn_valid(digits):
-            found.append("*" * (len(digits) - 4) + digits[-4:])
+        digits = re.sub(rb"[ -]", b"", match.group(0))
+        if luhn_valid(digits.decode()):
+            found.append(_masked(digits).decode())
     return found
+
+
+def _masked(digits: bytes) -> bytes:
+    """Every digit but the last four as ``*``: what may be shown of a card number."""
+    return b"*" * (len(digits) - 4) + digits[-4:]

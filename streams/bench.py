@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import faust
 import numpy as np
@@ -367,8 +368,13 @@ def step_costs(settings: Settings, count: int = 10_000, batch: int = 500) -> lis
                 result.encoded()
     finally:
         for prefix in prefixes:
-            keys = list(client.scan_iter(f"{prefix}:*", count=10_000))
-            for first in range(0, len(keys), 10_000):
-                client.delete(*keys[first : first + 10_000])
+            delete_keys(client, f"{prefix}:*")
         client.close()
     return [BenchResult(step, seconds / count * 1e6, "µs/tx") for step, seconds in spent.items()]
+
+
+def delete_keys(client: Any, pattern: str) -> None:
+    """Delete every Redis key matching ``pattern`` (a benchmark's own state), 10,000 a call."""
+    keys = list(client.scan_iter(pattern, count=10_000))
+    for first in range(0, len(keys), 10_000):
+        client.delete(*keys[first : first + 10_000])

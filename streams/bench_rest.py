@@ -20,7 +20,7 @@ from schemas.codec import encode
 from scoring.features import FeatureEngine, FeatureInput
 from scoring.features.redis_store import RedisFeatureStore
 from streams.api import spawn_api, start_http_service
-from streams.bench import BenchResult
+from streams.bench import BenchResult, delete_keys
 from streams.settings import Settings
 from streams.simulator.generator import SimulationConfig, simulate
 from streams.simulator.records import transaction_records
@@ -78,7 +78,7 @@ async def run_rest_bench(settings: Settings, seconds: float, rate: float) -> lis
             api.terminate()
             api.wait(timeout=30)
     finally:
-        _delete(client, f"{state}:*")
+        delete_keys(client, f"{state}:*")
         client.close()
     results = [
         BenchResult(
@@ -104,12 +104,6 @@ def _with_history(client: redis.Redis, prefix: str, label_delay_days: int) -> li
     for start in range(0, split, 1_000):
         engine.process([FeatureInput.of(t) for t in records[start : min(start + 1_000, split)]])
     return [encode(record) for record in records[split:]]
-
-
-def _delete(client: redis.Redis, pattern: str) -> None:
-    keys = list(client.scan_iter(pattern, count=10_000))
-    for first in range(0, len(keys), 10_000):
-        client.delete(*keys[first : first + 10_000])
 
 
 def _request(path: str, body: bytes, key: str | None = None) -> bytes:
