@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export FRAUD_HOME ?= $(CURDIR)/.fraudstream
 
-.PHONY: help install demo test unit integration lint format services-up services-down status lock clean
+.PHONY: help install demo test unit integration chaos lint format services-up services-down status lock clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ unit: install ## only the tests that need no network
 
 integration: install ## only the tests on the real services
 	$(BIN)/pytest -m integration
+
+chaos: install ## only the fault-injection suite (also part of make test)
+	$(BIN)/pytest -m chaos
 
 lint: install ## ruff lint and format check, mypy
 	$(BIN)/ruff check .

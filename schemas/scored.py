@@ -39,6 +39,9 @@ class ScoredTransaction(BaseModel):
     model_name: str
     model_version: str
     fallback: bool = False  # True when the rules decided because no model was available
+    # True when the feature store was unreachable: features from what the scorer held in
+    # memory (no terminal counters), and the rules decided (``fallback`` too)
+    degraded: bool = False
     features: dict[str, float]
     ingest_time: AwareDatetime
     scored_time: AwareDatetime

@@ -28,6 +28,7 @@ class ModelHolder:
         self._current: Scorer = RulesFallback()
         self.since = datetime.now(UTC)  # when the served model was swapped in
         self._lock = threading.Lock()  # one load at a time; reading needs no lock
+        self.outdated = False  # the last load failed: what is served may not be what was asked
 
     def current(self) -> Scorer:
         return self._current
@@ -40,10 +41,12 @@ class ModelHolder:
                 scorer = self._load(version)
             except Exception as error:  # any registry failure: keep scoring with what we have
                 logger.warning("model load failed (%s); keeping %s", error, _label(self._current))
+                self.outdated = True
                 if self._current.fallback and (cached := self._cached()) is not None:
                     self._current, self.since = cached, datetime.now(UTC)
                 return self._current
             self._save(scorer)
+            self.outdated = False
             previous, self._current = self._current, scorer
             self.since = datetime.now(UTC)
             logger.info("serving %s (was %s)", _label(scorer), _label(previous))

@@ -60,6 +60,7 @@ class BatchResult:
     writes: StateWrites  # the batch's feature-state changes and score marks, until saved
     challenger_probabilities: np.ndarray | None = None  # the online challenger's, in shadow
     challenger_version: str | None = None
+    degraded: bool = False  # the feature store was unreachable: features from memory, rules
 
     def __len__(self) -> int:
         return len(self.transactions)
@@ -69,7 +70,7 @@ class BatchResult:
         ``ScoredTransaction`` JSON."""
         to_json = Transaction.__pydantic_serializer__.to_json
         scorer, scored_time = self.scorer, self.scored_time
-        fallback = scorer.fallback
+        fallback, degraded = scorer.fallback, self.degraded
         challenger_version = self.challenger_version
         challengers = (
             self.challenger_probabilities.tolist()
@@ -88,6 +89,7 @@ class BatchResult:
                         "model_name": scorer.name,
                         "model_version": scorer.version,
                         "fallback": fallback,
+                        "degraded": degraded,
                         "features": dict(zip(FEATURE_NAMES, row, strict=True)),
                         "ingest_time": message.ingest_time,
                         "scored_time": scored_time,
@@ -193,6 +195,10 @@ class ScoringPipeline:
             return BatchResult(
                 [], [], rows, nothing, nothing, [], scorer, self.clock(), dead, writes
             )
+        if writes.from_memory:
+            # the feature store is away: no terminal counters, only the card histories this
+            # process held; the documented rules decide on that, not a model trained on more
+            scorer = RulesFallback()
         scores = scorer.score(rows)
         if not np.isfinite(scores.probabilities).all():
             # a model that answers NaN must not decide: the rules do, and say so
@@ -220,6 +226,7 @@ class ScoringPipeline:
             writes,
             shadow_scores(challenger, rows),
             challenger.version if challenger is not None else None,
+            degraded=writes.from_memory,
         )
 
     def save(self, result: BatchResult) -> None:

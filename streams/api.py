@@ -25,7 +25,7 @@ from schemas.topics import LABELS, MODEL_UPDATES, TRANSACTIONS
 from scoring.api import ApiConfig, ApiKey, ApiParts, build_api, parse_keys
 from scoring.decision import Thresholds
 from scoring.features import FeatureEngine
-from scoring.features.redis_store import RedisFeatureStore
+from scoring.features.redis_store import RedisFeatureStore, feature_client
 from scoring.model_holder import ModelHolder
 from scoring.pipeline import ScoringPipeline
 from streams.model_updates import follow_model_updates
@@ -88,7 +88,7 @@ def build(settings: Settings) -> FastAPI:
         rate_per_key=settings.api_rate_per_key,
         cors_origins=tuple(o.strip() for o in settings.api_cors_origins.split(",") if o.strip()),
     )
-    client = redis.Redis.from_url(settings.redis_url)
+    client = feature_client(settings.redis_url)
     engine = FeatureEngine(
         RedisFeatureStore(client, prefix=f"{settings.topic_prefix}fs", cache_cards=False),
         settings.label_delay_days,

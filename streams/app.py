@@ -14,6 +14,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from schemas.topics import (
 )
 from scoring.decision import Thresholds
 from scoring.features import FEATURE_NAMES, FeatureEngine
-from scoring.features.redis_store import RedisFeatureStore
+from scoring.features.redis_store import UNREACHABLE, RedisFeatureStore, feature_client
 from scoring.model_holder import Loader, ModelHolder
 from scoring.pipeline import InboundMessage, ScoringPipeline, scores_of, utc_now
 from scoring.quality import RollingQuality
@@ -58,6 +59,7 @@ LAG_INTERVAL_S = 5.0
 @dataclasses.dataclass
 class WorkerParts:
     redis: redis.Redis
+    features: RedisFeatureStore  # the engine's store (it degrades when Redis is away)
     engine: FeatureEngine
     models: ModelHolder
     pipeline: ScoringPipeline
@@ -69,9 +71,23 @@ class WorkerParts:
     learner: ChallengerLearner  # used by the challenger agent only
 
 
+# A scorer asks the registry at start and on each update; MLflow's HTTP client would retry a
+# dead server 7 times with doubling waits (minutes) before the cached model could take over.
+REGISTRY_HTTP_LIMITS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",  # an int to MLflow
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+
+
 def make_loader(settings: Settings) -> Loader:
-    """Loads the champion (``None``) or a version of the model from the MLflow registry."""
+    """Loads the champion (``None``) or a version of the model from the MLflow registry,
+    giving up within seconds when the registry does not answer (set the ``MLFLOW_HTTP_*``
+    variables to choose otherwise)."""
     from retraining.registry import load_scorer, load_scorer_version
+
+    for name, value in REGISTRY_HTTP_LIMITS.items():
+        os.environ.setdefault(name, value)  # MLflow reads them at each request
 
     def load(version: str | None) -> Scorer:
         if version is None:
@@ -110,10 +126,9 @@ def drift_config(settings: Settings) -> DriftConfig:
 def make_parts(settings: Settings) -> WorkerParts:
     """Connect to Redis and load the champion (cached locally; rules if neither works)."""
     load = make_loader(settings)
-    client = redis.Redis.from_url(settings.redis_url)
-    engine = FeatureEngine(
-        RedisFeatureStore(client, prefix=f"{settings.topic_prefix}fs"), settings.label_delay_days
-    )
+    client = feature_client(settings.redis_url)
+    features = RedisFeatureStore(client, prefix=f"{settings.topic_prefix}fs")
+    engine = FeatureEngine(features, settings.label_delay_days)
     models = ModelHolder(load, settings.model_cache_file)
     models.refresh()
     thresholds = Thresholds(settings.review_threshold, settings.decline_threshold)
@@ -123,6 +138,7 @@ def make_parts(settings: Settings) -> WorkerParts:
     metrics.serving(served.name, served.version)
     return WorkerParts(
         client,
+        features,
         engine,
         models,
         ScoringPipeline(
@@ -241,6 +257,7 @@ def build_app(
             finally:
                 await saving.pop()
             parts.metrics.observe_batch(result, utc_now())
+            parts.metrics.held_writes.set(parts.features.held_transactions)
 
     async def labels(stream: faust.StreamT) -> None:
         batches = stream.take_events(settings.batch_size, within=1.0)  # type: ignore[attr-defined]
@@ -248,9 +265,9 @@ def build_app(
             decoded = [(event, label_or_none(event)) for event in events]
             good = [label for _, label in decoded if label is not None]
             if good:
-                parts.engine.apply_labels(good)
+                await _while_unreachable(functools.partial(parts.engine.apply_labels, good))
                 parts.metrics.labels.inc(len(good))
-                _measure_quality(parts, good)
+                await _while_unreachable(functools.partial(_measure_quality, parts, good))
             for origin, part in by_partition(decoded):
                 found = [label for label in part if label is not None]
                 written = await asyncio.to_thread(parts.store.write_labels, found, origin)
@@ -282,6 +299,14 @@ def build_app(
         @app.timer(interval=CHALLENGER_EVERY_S)
         async def follow_challenger() -> None:
             await asyncio.to_thread(parts.challenger.refresh)
+
+        @app.timer(interval=1.0)
+        async def store_held_writes() -> None:
+            # writes held through a Redis outage go out on the next batch, or here if the
+            # stream is quiet
+            if parts.features.held:
+                await asyncio.to_thread(parts.features.catch_up)
+                parts.metrics.held_writes.set(parts.features.held_transactions)
 
     if "model-updates" in agents:  # not an agent: every worker follows every update
 
@@ -350,6 +375,18 @@ class BatchSender:
                     raise ValueError(f"a {len(value)}-byte output exceeds the producer's batch")
         for partition, batch in [*full, *batches.items()]:
             await producer.send_batch(batch, self.topic, partition=partition)
+
+
+async def _while_unreachable(action: Callable[[], object]) -> None:
+    """``action`` until Redis answers: a label is joined to its transaction's mark, which
+    memory cannot stand in for, so the labels agent waits (and its offsets with it)."""
+    while True:
+        try:
+            action()
+            return
+        except UNREACHABLE as error:
+            logger.warning("labels wait for Redis: %s", error)
+            await asyncio.sleep(1.0)
 
 
 def _measure_quality(parts: WorkerParts, labels: list[Label]) -> None:

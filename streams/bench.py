@@ -115,6 +115,39 @@ async def run_bench(
     return results
 
 
+async def workers_throughput(settings: Settings, count: int, workers: int) -> list[BenchResult]:
+    """``workers`` scoring processes sharing the partitions: started and settled in their
+    group first (a warm-up batch scored), then ``count`` transactions published at once."""
+    run = uuid.uuid4().hex[:8]
+    values = _transactions(count + 600)
+    worker_settings = dataclasses.replace(
+        settings, topic_prefix=f"bench{run}.", app_id=f"fraudstream-bench-{run}", metrics_port=0
+    )
+    await create_topics(worker_settings)
+    log = Path(worker_settings.home) / "bench-workers.log"
+    processes = [
+        spawn_worker(worker_settings, log, agents=("score", "model-updates"))
+        for _ in range(workers)
+    ]
+    source, scored = worker_settings.topic(TRANSACTIONS.name), worker_settings.topic(SCORED.name)
+    try:
+        await _produce(settings.kafka_bootstrap, source, values[:600])
+        await _count_rate(settings.kafka_bootstrap, scored, 600)
+        await asyncio.sleep(15.0)  # every member has joined and the group has settled
+        counting = asyncio.create_task(
+            _count_rate(settings.kafka_bootstrap, scored, 600 + count, processes[0].pid)
+        )
+        await _produce(settings.kafka_bootstrap, source, values[600:])
+        throughput, _ = await counting
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=60)
+    name = f"scoring workers ({workers} processes sharing {settings.partitions} partitions)"
+    return [BenchResult(name, throughput, "tx/s", "group settled before the load")]
+
+
 def _transactions(count: int) -> list[tuple[bytes, bytes]]:
     days = max(2, count // 3_000 + 1)
     simulation = simulate(SimulationConfig(seed=99, days=days, customers=2_000, terminals=1_000))

@@ -13,25 +13,38 @@ import asyncio
 import dataclasses
 import json
 import signal
+import socket
 import subprocess
 import time
+import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.codec import decode
 from schemas.events import DeadLetter
 from schemas.pan import find_pans
 from schemas.topics import DEAD_LETTERS, SCORED, TRANSACTIONS
-from streams.app import create_topics, spawn_worker
-from streams.bench import _transactions
+from streams.app import LAG_INTERVAL_S, create_topics, spawn_worker
+from streams.bench import _produce, _transactions
+from streams.services.kafka import LocalKafka
+from streams.services.mlflow import LocalMlflow
+from streams.services.redis import LocalRedis
 from streams.settings import Settings
 
 WORKER_AGENTS = ("score", "model-updates")
 _ID = b'"transaction_id":"'  # how the scorer writes the id first: cut out, not parsed
+_VERSION = b'"model_version":"'
+
+
+def _cut(value: bytes, marker: bytes) -> bytes:
+    start = value.index(marker) + len(marker)
+    return value[start : value.index(b'"', start)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +59,7 @@ class Outcome:
     dead_letters: int
     recovery_s: float  # the longest stop of the output after a fault (0: no fault)
     note: str = ""
+    measures: dict[str, float] = dataclasses.field(default_factory=dict)  # for the note's claims
 
     def row(self) -> str:
         return (
@@ -81,8 +95,12 @@ class Outputs:
         self.scored_topic = settings.topic(SCORED.name)
         self.scored: Counter[bytes] = Counter()
         self.fallback = 0
+        self.degraded = 0
+        self.versions: Counter[bytes] = Counter()  # outputs by model version
+        self.first_seen: dict[bytes, float] = {}  # when each version's first output came
         self.dead_letters: list[DeadLetter] = []
-        self.arrivals: list[float] = []  # monotonic time of each scored batch received
+        # monotonic time of each scored batch received in which the model decided everything
+        self.arrivals: list[float] = []
         self.task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Outputs:
@@ -101,16 +119,25 @@ class Outputs:
                 if tp.topic != self.scored_topic:
                     self.dead_letters += [decode(DeadLetter, m.value or b"") for m in messages]
                     continue
-                self.arrivals.append(time.monotonic())
+                now, fallback = time.monotonic(), self.fallback
                 for message in messages:
                     value = message.value or b""
-                    start = value.index(_ID) + len(_ID)
-                    self.scored[value[start : value.index(b'"', start)]] += 1
+                    self.scored[_cut(value, _ID)] += 1
+                    version = _cut(value, _VERSION)
+                    self.versions[version] += 1
+                    self.first_seen.setdefault(version, now)
                     self.fallback += b'"fallback":true' in value
+                    self.degraded += b'"degraded":true' in value
+                if self.fallback == fallback:
+                    self.arrivals.append(now)
 
     async def until(self, ids: set[bytes], dead: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while not (ids <= self.scored.keys() and len(self.dead_letters) >= dead):
+        while not (
+            len(self.scored) >= len(ids)  # cheap first: a subset test of 1,000,000 ids is not
+            and ids <= self.scored.keys()
+            and len(self.dead_letters) >= dead
+        ):
             if self.task is not None and self.task.done():
                 self.task.result()  # the reader failed: its error, not a count of "lost"
             if time.monotonic() > deadline:
@@ -119,7 +146,8 @@ class Outputs:
         await asyncio.sleep(2.0)  # anything still on its way is a duplicate to count
 
     def longest_stop_after(self, faults: list[float]) -> float:
-        """For each fault, how long until output flowed again; the longest."""
+        """For each fault (or a fault's end), how long until the model decided outputs again;
+        the longest."""
         longest = 0.0
         for fault in faults:
             later = [t for t in self.arrivals if t > fault]
@@ -133,16 +161,20 @@ async def publish(
 ) -> None:
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5,
-        max_request_size=4 * 2**20,
+        max_request_size=4 * 2**20, enable_idempotence=True,  # a retried batch lands once
     )  # fmt: skip
     await producer.start()
     topic, started = settings.topic(TRANSACTIONS.name), time.monotonic()
+    sent: list[asyncio.Future[object]] = []
     try:
         for index, (key, value) in enumerate(items):
-            await producer.send(topic, key=key, value=value)
+            sent.append(await producer.send(topic, key=key, value=value))
             if index % 200 == 0:
                 await asyncio.sleep(max(0.0, started + index / rate - time.monotonic()))
-        await producer.flush()
+            if len(sent) >= 10_000:  # a send that failed is the harness's failure: raise it
+                await asyncio.gather(*sent)
+                sent.clear()
+        await asyncio.gather(*sent)
     finally:
         await producer.stop()
 
@@ -246,6 +278,258 @@ async def hostile(
         f"a reason; {pans} card numbers in them"
     )
     return _outcome("10,000 malformed or hostile messages", items, ids, outputs, [], note)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def own_services(settings: Settings, home: Path, *names: str) -> Settings:
+    """``settings`` with this scenario's own ``names`` ("kafka", "redis", "mlflow"): a home of
+    their own and free ports, so stopping them touches nothing else that runs."""
+    changes: dict[str, object] = {"home": home}
+    if "kafka" in names:
+        changes |= {
+            "kafka_port": free_port(), "kafka_controller_port": free_port(),
+            "kafka_bootstrap_override": None, "kafka_data_dir_override": None,
+            "kafka_log_dir_override": None,
+        }  # fmt: skip
+    if "redis" in names:
+        changes |= {"redis_port": free_port(), "redis_url_override": None}
+    if "mlflow" in names:
+        changes |= {
+            "mlflow_port": free_port(), "mlflow_tracking_uri_override": None,
+            "mlflow_artifact_dir_override": None,
+        }  # fmt: skip
+    return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
+
+
+async def _outage(
+    settings: Settings, logs: Path, name: str, count: int, rate: float,
+    stop: Callable[[], object], start: Callable[[], object], down_s: float,
+) -> tuple[list[tuple[bytes, bytes]], set[bytes], Outputs, float, bool]:  # fmt: skip
+    """A worker scores ``count`` transactions at ``rate``; a third of the way in ``stop`` runs,
+    ``down_s`` later ``start``. Returns the items, their ids, the outputs, when the service
+    was back and whether the worker lived throughout."""
+    items = _transactions(count)
+    ids = {_id(value) for _, value in items}
+    await create_topics(settings)
+    worker = spawn_worker(settings, logs / f"{name}-worker.log", WORKER_AGENTS)
+    try:
+        async with Outputs(settings) as outputs:
+            sending = asyncio.create_task(publish(settings, items, rate))
+            await asyncio.sleep(count / rate / 3)
+            await asyncio.to_thread(stop)
+            await asyncio.sleep(down_s)
+            await asyncio.to_thread(start)
+            back = time.monotonic()
+            await sending
+            await outputs.until(ids, 0, timeout=300)
+            alive = worker.poll() is None
+    finally:
+        _stop([worker])
+    return items, ids, outputs, back, alive
+
+
+async def broker_restart(
+    settings: Settings, logs: Path, count: int = 60_000, rate: float = 2_000.0,
+    down_s: float = 10.0,
+) -> Outcome:  # fmt: skip
+    """The Kafka broker shut down a third of the way into the run and started again ``down_s``
+    later (a broker of the scenario's own: the rest of the system keeps its own)."""
+    settings = isolated(own_services(settings, logs / "broker-home", "kafka"), "broker")
+    kafka = LocalKafka(settings)
+    await asyncio.to_thread(kafka.up)
+    try:
+        items, ids, outputs, back, alive = await _outage(
+            settings, logs, "broker", count, rate, kafka.down, kafka.up, down_s
+        )
+    finally:
+        await asyncio.to_thread(kafka.down)
+    note = f"broker away {down_s:.0f} s; worker {'alive' if alive else 'DIED'} throughout"
+    outcome = _outcome(
+        f"Kafka broker stopped for {down_s:.0f} s, restarted", items, ids, outputs, [back], note
+    )
+    return dataclasses.replace(outcome, measures={"alive": float(alive)})
+
+
+async def redis_outage(
+    settings: Settings, logs: Path, count: int = 60_000, rate: float = 2_000.0,
+    down_s: float = 10.0,
+) -> Outcome:  # fmt: skip
+    """Redis shut down a third of the way into the run and started again ``down_s`` later:
+    scoring goes on from memory (degraded, the rules decide, flagged) and the feature-state
+    writes held meanwhile reach Redis when it is back."""
+    settings = isolated(own_services(settings, logs / "redis-home", "redis"), "redis")
+    server = LocalRedis(settings)
+    await asyncio.to_thread(server.up)
+    try:
+        items, ids, outputs, back, alive = await _outage(
+            settings, logs, "redis", count, rate, server.down, server.up, down_s
+        )
+        missing = await asyncio.to_thread(_without_state, settings, ids)
+    finally:
+        await asyncio.to_thread(server.down)
+    note = (
+        f"Redis away {down_s:.0f} s; {outputs.degraded:,} scored degraded; {missing:,} "
+        f"transactions without stored state after; worker {'alive' if alive else 'DIED'}"
+    )
+    outcome = _outcome(
+        f"Redis stopped for {down_s:.0f} s, restarted", items, ids, outputs, [back], note
+    )
+    measures = {"alive": float(alive), "degraded": outputs.degraded, "without_state": missing}
+    return dataclasses.replace(outcome, measures=measures)
+
+
+def _without_state(settings: Settings, ids: set[bytes]) -> int:
+    """How many of ``ids`` have no score mark in Redis (the mark is written with the card's
+    history and the terminal's count, in one atomic step)."""
+    client = redis.Redis.from_url(settings.redis_url)
+    prefix = f"{settings.topic_prefix}fs:mark:tx:"
+    ordered = sorted(ids)
+    missing = 0
+    for start in range(0, len(ordered), 5_000):
+        chunk = ordered[start : start + 5_000]
+        missing += sum(v is None for v in client.mget([prefix + i.decode() for i in chunk]))
+    client.close()
+    return missing
+
+
+async def mlflow_outage(
+    settings: Settings, logs: Path, count: int = 100_000, rate: float = 2_000.0,
+    down_s: float = 20.0,
+) -> Outcome:  # fmt: skip
+    """MLflow's server stops; while it is away a new champion is promoted (in the store behind
+    the server) and announced on ``model.updates``, and the worker is killed with ``-9`` and
+    restarted; the server returns ``down_s`` after it stopped. The cached model must keep
+    deciding; the update must apply once MLflow answers."""
+    from retraining.registry import promote
+    from streams.lifecycle import model_update, publish_update
+
+    base = own_services(settings, logs / "mlflow-home", "mlflow")
+    mlflow = LocalMlflow(base)
+    await asyncio.to_thread(mlflow.up, True)  # a sqlite store of its own, and the server
+    store = base.mlflow_tracking_uri  # what the server serves, reachable without it
+    settings = isolated(
+        dataclasses.replace(base, mlflow_tracking_uri_override=base.mlflow_server_uri), "mlflow"
+    )
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        await asyncio.to_thread(register_versions, settings, (1, 2))  # 1 champion, 2 not
+        items = _transactions(count)
+        ids = {_id(value) for _, value in items}
+        await create_topics(settings)
+        workers.append(spawn_worker(settings, logs / "mlflow-workers.log", WORKER_AGENTS))
+        async with Outputs(settings) as outputs:
+            sending = asyncio.create_task(publish(settings, items, rate))
+            await asyncio.sleep(count / rate / 5)
+            await asyncio.to_thread(mlflow.down)
+            stopped = time.monotonic()
+            promotion = await asyncio.to_thread(
+                promote, store, settings.model_name, "2", "chaos: promoted during an outage",
+                "fraudstream chaos",
+            )  # fmt: skip
+            await publish_update(settings, model_update(promotion))
+            await asyncio.sleep(3)
+            workers[-1].send_signal(signal.SIGKILL)
+            workers[-1].wait()
+            workers.append(spawn_worker(settings, logs / "mlflow-workers.log", WORKER_AGENTS))
+            await asyncio.sleep(max(0.0, stopped + down_s - time.monotonic()))
+            await asyncio.to_thread(mlflow.up, True)
+            back = time.monotonic()
+            await sending
+            await outputs.until(ids, 0, timeout=300)
+    finally:
+        _stop(workers)
+        await asyncio.to_thread(mlflow.down)
+    applied = outputs.first_seen.get(b"2", float("nan")) - back
+    versions = ", ".join(f"v{v.decode()}: {n:,}" for v, n in sorted(outputs.versions.items()))
+    note = (
+        f"MLflow away {down_s:.0f} s, worker killed and restarted meanwhile; outputs by "
+        f"version {versions}; version 2 served {applied:.1f} s after MLflow returned"
+    )
+    outcome = _outcome("MLflow unreachable during a model update", items, ids, outputs, [], note)
+    measures = {f"v{v.decode()}": float(n) for v, n in outputs.versions.items()}
+    return dataclasses.replace(outcome, recovery_s=applied, measures=measures)
+
+
+def register_versions(settings: Settings, seeds: Sequence[int] = (1, 2)) -> None:
+    """Train a small LightGBM model per seed on a seeded simulation and register each: the
+    first becomes champion (the registry's rule for a first version), the others wait."""
+    from retraining.registry import log_training
+    from retraining.training import TrainingWindow, build_dataset, train_candidates
+    from streams.simulator.generator import SimulationConfig, simulate
+
+    simulation = simulate(SimulationConfig(seed=9, days=36, customers=300, terminals=150))
+    window = TrainingWindow.ending_at(simulation.transactions["event_time"].max())
+    dataset = build_dataset(
+        simulation.transactions, simulation.labels, window, settings.label_delay_days
+    )
+    for seed in seeds:
+        results = train_candidates(dataset, kinds=("lightgbm",), seed=seed, k=10)
+        log_training(
+            settings.mlflow_tracking_uri, settings.mlflow_artifact_dir, settings.model_name,
+            {"seed": seed}, dataset.summary(), results, results[0], dataset.features[:100],
+        )  # fmt: skip
+
+
+async def backlog(settings: Settings, logs: Path, count: int = 1_000_000) -> Outcome:
+    """``count`` transactions already waiting when a worker starts (a consumer that was down
+    or too slow): drained without loss, the lag visible in ``fraudstream_consumer_lag``."""
+    settings = isolated(settings, "backlog")
+    settings = dataclasses.replace(settings, metrics_port=free_port())
+    items = _transactions(count)
+    ids = {_id(value) for _, value in items}
+    await create_topics(settings)
+    await _produce(settings.kafka_bootstrap, settings.topic(TRANSACTIONS.name), items)
+    worker = spawn_worker(settings, logs / "backlog-worker.log", WORKER_AGENTS)
+    lags: list[float] = []
+    try:
+        async with Outputs(settings) as outputs:
+            started = time.monotonic()
+            while len(outputs.scored) < len(ids) and time.monotonic() - started < 1_800:
+                if (lag := await asyncio.to_thread(scraped_lag, settings)) is not None:
+                    lags.append(lag)
+                await asyncio.sleep(5.0)
+            drained = time.monotonic() - started
+            await outputs.until(ids, 0, timeout=60)
+            await asyncio.sleep(LAG_INTERVAL_S + 1)  # one more lag report after the last batch
+            final = await asyncio.to_thread(scraped_lag, settings)
+            alive = worker.poll() is None
+    finally:
+        _stop([worker])
+    note = (
+        f"drained in {drained:.0f} s ({len(outputs.scored) / drained:,.0f} tx/s, one worker "
+        f"from its start); lag peak {max(lags, default=0):,.0f}, at the end {final or 0:,.0f}; "
+        f"worker {'alive' if alive else 'DIED'}"
+    )
+    outcome = _outcome(f"backlog of {count:,} transactions", items, ids, outputs, [], note)
+    measures = {
+        "alive": float(alive), "drained_s": drained, "lag_peak": max(lags, default=0.0),
+        "lag_end": final if final is not None else float("nan"),
+    }  # fmt: skip
+    return dataclasses.replace(outcome, measures=measures)
+
+
+def scraped_lag(settings: Settings) -> float | None:
+    """The worker's ``fraudstream_consumer_lag`` on ``transactions``, summed over partitions
+    (``None`` until its metrics answer)."""
+    url = f"http://127.0.0.1:{settings.metrics_port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=2.0) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    topic = settings.topic(TRANSACTIONS.name)
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "fraudstream_consumer_lag"
+        for sample in family.samples
+        if sample.labels.get("topic") == topic
+    )
 
 
 def _outcome(

@@ -14,6 +14,8 @@ import pandas as pd
 from streams.settings import Settings, SettingsError
 
 logger = logging.getLogger("fraudstream")
+# the fault-injection scenarios of `fraudstream chaos`, in the order they run
+SCENARIOS = ("kill", "broker", "redis", "mlflow", "hostile", "backlog")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,6 +122,14 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the REST facade instead: throughput and latency next to a trivial endpoint",
     )
+    bench.add_argument(
+        "--report", type=Path, nargs="?", const=Path("docs/BENCHMARKS.md"), default=None,
+        help="everything (stream with 1 and 2 workers, REST, training, the loop's drift to "
+        "champion), written between the markers of this file (default docs/BENCHMARKS.md)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--history", type=int, default=1_000_000, help="with --report: transactions to train on"
+    )
     bench.set_defaults(handler=_bench)
 
     chaos = commands.add_parser(
@@ -127,6 +137,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     chaos.add_argument("--count", type=int, default=100_000, help="transactions in the kill run")
     chaos.add_argument("--rate", type=float, default=2_000.0, help="transactions a second")
+    chaos.add_argument(
+        "--only", default=",".join(SCENARIOS),
+        help=f"comma-separated scenarios to run, of {', '.join(SCENARIOS)} (default: all)",
+    )  # fmt: skip
+    chaos.add_argument(
+        "--backlog", type=int, default=1_000_000, help="transactions in the backlog run"
+    )
     chaos.add_argument("--out", type=Path, default=None, help="also write the table here")
     chaos.set_defaults(handler=_chaos)
 
@@ -420,18 +437,30 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
 def _chaos(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
+    from streams import chaos
     from streams.bench import machine
-    from streams.chaos import TABLE_HEAD, hostile, kill_nine
 
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    if unknown := set(chosen) - set(SCENARIOS):
+        raise SystemExit(f"unknown scenario(s) {sorted(unknown)}; choose from {SCENARIOS}")
     logs = settings.home / "chaos"
     logs.mkdir(parents=True, exist_ok=True)
-    outcomes = [
-        asyncio.run(kill_nine(settings, logs, args.count, args.rate)),
-        asyncio.run(hostile(settings, logs, rate=args.rate)),
-    ]
+    runs = {
+        "kill": lambda: chaos.kill_nine(settings, logs, args.count, args.rate),
+        "broker": lambda: chaos.broker_restart(settings, logs, rate=args.rate),
+        "redis": lambda: chaos.redis_outage(settings, logs, rate=args.rate),
+        "mlflow": lambda: chaos.mlflow_outage(settings, logs, rate=args.rate),
+        "hostile": lambda: chaos.hostile(settings, logs, rate=args.rate),
+        "backlog": lambda: chaos.backlog(settings, logs, args.backlog),
+    }
+    outcomes = []
+    for name in chosen:
+        outcomes.append(asyncio.run(runs[name]()))
+        _say(f"{chaos.TABLE_HEAD}\n{outcomes[-1].row()}")
     text = "\n".join(
         [f"Machine: {machine()}", f"Command: `fraudstream chaos --count {args.count} "
-         f"--rate {args.rate:.0f}`", "", TABLE_HEAD, *(o.row() for o in outcomes)]
+         f"--rate {args.rate:.0f} --backlog {args.backlog} --only {','.join(chosen)}`", "",
+         chaos.TABLE_HEAD, *(o.row() for o in outcomes)]
     )  # fmt: skip
     _say(text)
     if args.out:
@@ -457,6 +486,14 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
     release = probe(host, int(port)).release
     kafka = f"{release.split('-')[0]} (metadata.version {release})"
     options = f"--rate {args.rate:.0f} --seconds {args.seconds:.0f}"
+    if args.report:
+        from streams.bench_report import full_report, write_between_markers
+
+        body = full_report(settings, kafka, _say, args.count, args.rate, args.seconds, args.history)
+        write_between_markers(args.report, body)
+        _say(body)
+        _say(f"written to {args.report}")
+        return 0
     if args.rest:
         from streams.bench_rest import run_rest_bench
 

@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import time
 from collections import Counter
-from datetime import datetime
+from datetime import date, datetime
 
 import numpy as np
 import orjson
@@ -45,6 +45,8 @@ class LoopState:
     updates: list[tuple[float, ModelUpdate]] = dataclasses.field(default_factory=list)
     latest_event_time: datetime | None = None
     last_wall: float = 0.0  # time.time() of the latest scored event seen
+    # time.time() when the first scored event of each event day was seen
+    first_wall_of_day: dict[date, float] = dataclasses.field(default_factory=dict)
 
     def first_severe(self) -> DriftReport | None:
         return next((r for r in self.reports if r.severity == Severity.SEVERE), None)
@@ -118,6 +120,7 @@ class LoopWatcher:
                 state.latest_event_time = event_time
             if version not in state.first_seen:
                 state.first_seen[version] = FirstSeen(version, now, event_time)
+            state.first_wall_of_day.setdefault(event_time.date(), now)
         elif kind == DRIFT_REPORTS.name:
             state.reports.append(decode(DriftReport, value))
         elif kind == RETRAIN_REQUESTS.name:

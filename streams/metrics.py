@@ -28,6 +28,16 @@ class WorkerMetrics:
         self.dead_letters = Counter(
             "fraudstream_dead_letters", "Messages sent to the DLQ", registry=r
         )
+        self.degraded = Counter(
+            "fraudstream_degraded",
+            "Transactions scored while the feature store was unreachable (the rules decided)",
+            registry=r,
+        )
+        self.held_writes = Gauge(
+            "fraudstream_held_state_writes",
+            "Transactions whose feature-state writes wait in memory for Redis to answer",
+            registry=r,
+        )
         self.labels = Counter(
             "fraudstream_labels", "Labels applied to the feature state", registry=r
         )
@@ -108,6 +118,8 @@ class WorkerMetrics:
         )
         if result.scorer.fallback:
             self.fallback.inc(len(result))
+        if result.degraded:
+            self.degraded.inc(len(result))
 
     def serving(self, name: str, version: str) -> None:
         self.model.clear()

@@ -99,7 +99,7 @@ class FeatureEngine:
         cards = {card_id: _CardHistory(history) for card_id, history in snapshot.cards.items()}
         stored_sums = snapshot.terminal_sums
         counted_here: dict[str, dict[int, int]] = {}  # terminal -> day -> this batch's count
-        writes = StateWrites()
+        writes = StateWrites(from_memory=not snapshot.complete)
         rows = []
         for event, day in zip(events, days, strict=True):
             card = cards.get(event.card_id) or cards.setdefault(event.card_id, _CardHistory({}))

@@ -10,17 +10,27 @@ each terminal as one small string and sums its windows with numpy (a hash of ~90
 fields per terminal cost ~40 us a terminal to read, most of a transaction's budget). Old
 days fall out by themselves when their slot is reused; counts for a day older than its
 slot's day are dropped, which no window reads (they reach ``RING_DAYS`` - 1 days back).
+
+When Redis cannot be reached the store degrades instead of failing: a feature read answers
+from what this process holds in memory (its cached card histories, no terminal counters)
+and says so (``Snapshot.complete``), and a batch's writes wait in memory, in order, until
+Redis answers again. Reads of marks (the labels' join) never degrade: they raise.
 """
 
 from __future__ import annotations
 
+import logging
 import operator
 import struct
+import threading
+import time
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import orjson
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from scoring.features.definitions import CARD_HISTORY_SECONDS, SECONDS_PER_DAY
 from scoring.features.store import (
@@ -76,6 +86,21 @@ for _ = 1, marks do redis.call('SET', KEYS[k], ARGV[a], 'EX', mark_ttl); k = k +
 return k - 1
 """
 MAX_CACHED_CARDS = 200_000  # ~2 KB each at 2 payments a day
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
+RETRY_AFTER_S = 1.0  # after a failed call, Redis is not asked again for this long
+MAX_HELD_TRANSACTIONS = 1_000_000  # writes held while Redis is away; beyond, the oldest go
+
+logger = logging.getLogger(__name__)
+
+
+def feature_client(url: str) -> redis.Redis:
+    """A client for the feature state that gives up fast: redis-py's default (10 retries,
+    backoff to 1 s) would hold a worker's event loop for seconds per batch in an outage.
+    """
+    return redis.Redis.from_url(
+        url, socket_connect_timeout=1.0, socket_timeout=2.0,
+        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
+    )  # fmt: skip
 
 
 class RedisFeatureStore:
@@ -95,6 +120,12 @@ class RedisFeatureStore:
         self.mark_ttl_seconds = mark_ttl_days * 86_400
         self.cache: dict[str, CardEvents] | None = {} if cache_cards else None
         self._apply = client.register_script(_APPLY)
+        self.held: list[StateWrites] = []  # writes made while Redis was unreachable, in order
+        self.held_transactions = 0
+        self.dropped_transactions = 0
+        self.down_since: float | None = None
+        self._retry_at = 0.0
+        self._held_lock = threading.Lock()  # the scorer saves in a thread; labels on the loop
 
     def read(
         self,
@@ -103,9 +134,31 @@ class RedisFeatureStore:
         terminal_days: Sequence[TerminalDay] = (),
         ranges: Sequence[DayRange] = (),
     ) -> Snapshot:
-        """One round trip: the marks, the uncached cards' histories, the terminals' sums."""
-        cached = self.cache if self.cache is not None else {}
+        """One round trip: the marks, the uncached cards' histories, the terminals' sums.
+        Redis unreachable: without marks, what this process holds; with marks, the error."""
         wanted = list(card_ids)
+        if self.catch_up():
+            try:
+                return self._read(mark_keys, wanted, terminal_days, ranges)
+            except UNREACHABLE as error:
+                self._unreachable(error)
+        if mark_keys:
+            raise redis.ConnectionError(f"Redis unreachable at {self._address()}")
+        cached = self.cache if self.cache is not None else {}
+        return Snapshot(
+            marks={},
+            cards={card: cached[card] for card in wanted if card in cached and cached[card]["ts"]},
+            complete=False,
+        )
+
+    def _read(
+        self,
+        mark_keys: Sequence[str],
+        wanted: list[str],
+        terminal_days: Sequence[TerminalDay],
+        ranges: Sequence[DayRange],
+    ) -> Snapshot:
+        cached = self.cache if self.cache is not None else {}
         missing = [card for card in wanted if card not in cached]
         pipe = self.client.pipeline(transaction=False)
         if mark_keys:
@@ -129,6 +182,66 @@ class RedisFeatureStore:
         )
 
     def apply(self, writes: StateWrites) -> None:
+        """Store ``writes`` atomically; with Redis unreachable, hold them (in order, after any
+        held before) until it answers."""
+        if self.catch_up():
+            try:
+                self._store(writes)
+            except UNREACHABLE as error:
+                self._unreachable(error)
+            else:
+                self._remember(writes)
+                return
+        with self._held_lock:
+            self.held.append(writes)
+            self.held_transactions += len(writes.marks)
+            while self.held_transactions > MAX_HELD_TRANSACTIONS:
+                oldest = self.held.pop(0)
+                self.held_transactions -= len(oldest.marks)
+                self.dropped_transactions += len(oldest.marks)
+                logger.error("Redis still unreachable: dropped %d held writes", len(oldest.marks))
+        self._remember(writes)
+
+    def catch_up(self) -> bool:
+        """Redis answers (or is worth asking again) and holds every write made so far."""
+        if time.monotonic() < self._retry_at:
+            return False
+        with self._held_lock:
+            try:
+                while self.held:
+                    self._store(self.held[0])
+                    self.held_transactions -= len(self.held.pop(0).marks)
+            except UNREACHABLE as error:
+                self._unreachable(error)
+                return False
+        if self.down_since is not None:
+            logger.warning(
+                "Redis at %s answers again after %.1f s; the writes held meanwhile are stored",
+                self._address(), time.monotonic() - self.down_since,
+            )  # fmt: skip
+            self.down_since = None
+        return True
+
+    def _unreachable(self, error: Exception) -> None:
+        self._retry_at = time.monotonic() + RETRY_AFTER_S
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            logger.warning(
+                "Redis at %s unreachable (%s): features from memory, writes held", self._address(),
+                error,
+            )  # fmt: skip
+
+    def _address(self) -> str:
+        kwargs = self.client.connection_pool.connection_kwargs
+        return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+
+    def _remember(self, writes: StateWrites) -> None:
+        if self.cache is not None:
+            if len(self.cache) + len(writes.cards) > MAX_CACHED_CARDS:
+                self.cache.clear()  # crude but bounded: the next batches reload from Redis
+            self.cache.update(writes.cards)
+
+    def _store(self, writes: StateWrites) -> None:
         keys: list[str] = []
         args: list[bytes | str | int | float] = []
         for card, rows in writes.card_events.items():
@@ -157,10 +270,6 @@ class RedisFeatureStore:
             RING_DAYS,
         ]
         self._apply(keys=keys, args=header + args)
-        if self.cache is not None:
-            if len(self.cache) + len(writes.cards) > MAX_CACHED_CARDS:
-                self.cache.clear()  # crude but bounded: the next batches reload from Redis
-            self.cache.update(writes.cards)
 
     def forget(self) -> None:
         if self.cache is not None:

@@ -39,6 +39,7 @@ class Snapshot:
     # per (terminal, day) asked: transactions and frauds summed over each range, flattened
     # as [n(range 1), f(range 1), n(range 2), ...]; only terminals with counters appear
     terminal_sums: dict[TerminalDay, list[int]] = dataclasses.field(default_factory=dict)
+    complete: bool = True  # False: the store was unreachable, this is what the reader held
 
 
 def sum_days(counters: TerminalCounters, day: int, ranges: Sequence[DayRange]) -> list[int]:
@@ -67,6 +68,8 @@ class StateWrites:
         default_factory=lambda: defaultdict(lambda: defaultdict(int))
     )
     marks: dict[str, str] = dataclasses.field(default_factory=dict)
+    # computed while the store was unreachable, from what this process held in memory
+    from_memory: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.cards or self.terminal_increments or self.marks)

@@ -16,14 +16,14 @@ import pandas as pd
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from mlflow.tracking import MlflowClient
 
-from retraining.registry import CHAMPION, log_training
-from retraining.training import TrainingWindow, build_dataset, train_candidates
+from retraining.registry import CHAMPION
 from schemas.codec import decode, encode
 from schemas.events import DeadLetter, Label, ModelUpdate
 from schemas.scored import ScoredTransaction
 from schemas.topics import DEAD_LETTERS, LABELS, MODEL_UPDATES, SCORED, TRANSACTIONS
 from schemas.transaction import Transaction
 from streams.app import WorkerParts, build_app, create_topics, make_parts
+from streams.chaos import register_versions
 from streams.settings import Settings
 from streams.simulator.generator import SimulationConfig, simulate
 from streams.simulator.records import transaction_records
@@ -187,17 +187,7 @@ def _lag(parts: WorkerParts, topic: str) -> list[float | None]:
 
 
 def register_two_versions(settings: Settings) -> None:
-    simulation = simulate(SimulationConfig(seed=9, days=36, customers=300, terminals=150))
-    window = TrainingWindow.ending_at(simulation.transactions["event_time"].max())
-    dataset = build_dataset(
-        simulation.transactions, simulation.labels, window, settings.label_delay_days
-    )
-    for seed in (1, 2):
-        results = train_candidates(dataset, kinds=("lightgbm",), seed=seed, k=10)
-        log_training(
-            settings.mlflow_tracking_uri, settings.mlflow_artifact_dir, settings.model_name,
-            {"seed": seed}, dataset.summary(), results, results[0], dataset.features[:100],
-        )  # fmt: skip
+    register_versions(settings, (1, 2))  # version 1 is champion, version 2 waits
 
 
 def test_a_model_update_swaps_the_model_mid_stream_without_losing_events(

@@ -48,6 +48,9 @@ def test_a_registry_outage_keeps_the_served_model(tmp_path: Path) -> None:
     registry.up = False
 
     assert holder.refresh("2").version == "1"
+    assert holder.outdated  # the follower of model.updates tries again while this holds
+    registry.up, registry.versions["2"] = True, scorer("2")
+    assert holder.refresh("2").version == "2" and not holder.outdated
 
 
 def test_a_new_worker_in_an_outage_serves_the_cached_model(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 
@@ -12,7 +13,8 @@ from schemas.events import DeadLetter
 from schemas.scored import ScoredTransaction
 from scoring.decision import Thresholds
 from scoring.features import FeatureEngine, InMemoryFeatureStore
-from scoring.pipeline import InboundMessage, ScoringPipeline
+from scoring.features.store import Snapshot
+from scoring.pipeline import BatchResult, InboundMessage, ScoringPipeline
 from scoring.serving import RulesFallback, ScoreBatch
 
 NOW = datetime(2026, 3, 1, 12, 0, 5, tzinfo=UTC)
@@ -101,3 +103,35 @@ def test_each_scored_transaction_keeps_its_score_for_the_labels_agent() -> None:
         "tx-0": (0.01, "fallback"),
         "tx-1": (0.01, "fallback"),
     }
+
+
+class _Unreachable(InMemoryFeatureStore):
+    """A store that answers the way the Redis store does while Redis is away."""
+
+    def read(self, *args: object, **kwargs: object) -> Snapshot:
+        snapshot = super().read(*args, **kwargs)  # type: ignore[arg-type]
+        return dataclasses.replace(snapshot, terminal_sums={}, complete=False)
+
+
+class _Confident:
+    name, version, fallback = "m", "7", False
+
+    def score(self, rows: np.ndarray) -> ScoreBatch:
+        return ScoreBatch(np.full(len(rows), 0.95), [[] for _ in rows])
+
+
+def test_without_the_feature_store_the_rules_decide_and_the_output_says_degraded() -> None:
+    up = ScoringPipeline(
+        FeatureEngine(InMemoryFeatureStore()), _Confident, Thresholds(0.3, 0.9), lambda: NOW
+    ).score_batch([message(0), message(1)])
+    away = ScoringPipeline(
+        FeatureEngine(_Unreachable()), _Confident, Thresholds(0.3, 0.9), lambda: NOW
+    ).score_batch([message(0), message(1)])
+
+    def flags(result: BatchResult) -> list[tuple[str, bool, bool]]:
+        return [(s.model_version, s.fallback, s.degraded) for s in result.scored]
+
+    assert flags(up) == [("7", False, False)] * 2
+    assert flags(away) == [("fallback", True, True)] * 2
+    assert [s.decision for s in away.scored] == ["approve", "approve"]  # the rules' 0.01
+    assert away.writes.marks.keys() == up.writes.marks.keys()  # the state changes still wait

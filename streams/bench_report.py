@@ -1,0 +1,158 @@
+"""``fraudstream bench --report``: every measurement of ``docs/BENCHMARKS.md`` in one run,
+written between the report's markers (the text around them is the analysis, by hand).
+
+Stream throughput and latency (one worker, then two sharing the partitions), REST
+throughput and latency, the time to train on a 1,000,000-transaction history, and the time
+from drift to a new champion in the demo's closed loop; each next to what bounds it on the
+same machine in the same run (raw aiokafka, a no-op Faust agent, a trivial FastAPI endpoint).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from streams.bench import BenchResult, machine, run_bench, workers_throughput
+from streams.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+BEGIN = "<!-- fraudstream bench --report: begin (generated; edit the text outside) -->"
+END = "<!-- fraudstream bench --report: end -->"
+
+
+def full_report(
+    settings: Settings, kafka: str, say: Callable[[str], None], count: int = 30_000,
+    rate: float = 2_000.0, seconds: float = 15.0, history: int = 1_000_000,
+) -> str:  # fmt: skip
+    """Run every measurement (about 15 minutes here) and return the report's markdown."""
+    from streams.bench_rest import run_rest_bench
+
+    sections = [
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; Apache Kafka {kafka} "
+        "(local KRaft node), Redis and MLflow as `fraudstream services up` starts them.",
+        f"Command: `fraudstream bench --report --count {count} --rate {rate:.0f} --seconds "
+        f"{seconds:.0f} --history {history}`",
+    ]
+    say("stream: ceilings, one worker, steady latency")
+    stream = asyncio.run(run_bench(settings, count, rate, seconds))
+    say("stream: two workers")
+    stream += asyncio.run(workers_throughput(settings, count, 2))
+    sections.append(_table("Stream", stream))
+    say("REST")
+    sections.append(_table("REST", asyncio.run(run_rest_bench(settings, seconds, 500.0))))
+    say(f"training on {history:,} transactions")
+    sections.append(_table("Training", training_time(settings, history)))
+    say("the demo's closed loop: drift to a new champion")
+    sections.append(_table("Drift to a new champion", drift_to_champion(settings, say)))
+    return "\n\n".join(sections) + "\n"
+
+
+def _table(title: str, results: list[BenchResult]) -> str:
+    rows = [f"### {title}", "", "| measure | value |", "|---|---|"]
+    rows += [
+        f"| {r.name} | {r.value:,.1f} {r.unit}{' (' + r.note + ')' if r.note else ''} |"
+        for r in results
+    ]
+    return "\n".join(rows)
+
+
+def training_time(settings: Settings, transactions: int = 1_000_000) -> list[BenchResult]:
+    """What ``fraudstream train`` does with a history of ``transactions`` (simulated, 40
+    days, cut to the number): replay the features, train every candidate, log and register
+    the best (under a model name of its own, so no champion changes)."""
+    from retraining.registry import log_training
+    from retraining.training import TrainingWindow, best_of, build_dataset, train_candidates
+    from streams.simulator.generator import SimulationConfig, simulate
+
+    customers = max(1_000, int(transactions / (1.5 * 40) * 1.1))  # ~1.5 payments a day
+    simulation = simulate(
+        SimulationConfig(seed=11, days=40, customers=customers, terminals=customers // 2)
+    )
+    frame = simulation.transactions.sort_values("event_time", kind="stable")
+    if len(frame) < transactions:
+        raise ValueError(f"the simulation gave {len(frame)} transactions, {transactions} wanted")
+    frame = frame.head(transactions).reset_index(drop=True)
+    labels = simulation.labels[simulation.labels.transaction_id.isin(frame.transaction_id)]
+    window = TrainingWindow.ending_at(
+        frame["event_time"].max(), delay_days=settings.label_delay_days
+    )
+    started = time.perf_counter()
+    dataset = build_dataset(frame, labels, window, settings.label_delay_days)
+    replayed = time.perf_counter()
+    results = train_candidates(dataset)
+    trained = time.perf_counter()
+    log_training(
+        settings.mlflow_tracking_uri, settings.mlflow_artifact_dir,
+        f"bench-training-{uuid.uuid4().hex[:8]}", {"bench": True}, dataset.summary(), results,
+        best_of(results), dataset.features[dataset.test][:5_000],
+    )  # fmt: skip
+    logged = time.perf_counter()
+    summary = dataset.summary()
+    rows = f"{summary['train_rows']:,} train rows, {summary['test_rows']:,} test rows"
+    return [
+        BenchResult(
+            f"features replayed over the {transactions:,}-transaction history",
+            replayed - started, "s", f"{transactions / (replayed - started):,.0f} tx/s",
+        ),
+        *(
+            BenchResult(f"fit {r.kind} (n_jobs=1)", r.fit_seconds, "s", rows)
+            for r in results
+        ),
+        BenchResult("all candidates: fit and evaluate", trained - replayed, "s"),
+        BenchResult("log to MLflow and register the best", logged - trained, "s"),
+        BenchResult("training job, end to end", logged - started, "s"),
+    ]  # fmt: skip
+
+
+def drift_to_champion(base: Settings, say: Callable[[str], None]) -> list[BenchResult]:
+    """The demo's loop, timed: from the first drifted transaction scored to the promotion's
+    announcement and to the first transaction the new champion scored."""
+    from streams.demo import DemoPlan, demo_settings, run_loop
+
+    run = f"bench{datetime.now(UTC):%Y%m%d%H%M%S}"
+    settings = demo_settings(base, run)
+    plan = DemoPlan.default()
+    home = settings.home / "demo" / run
+    result = run_loop(settings, plan, home / "data", home / "logs", say, time.monotonic())
+    state = result.state
+    assert plan.config.drift_at is not None
+    onset = state.first_wall_of_day.get(plan.config.drift_at.date())
+    if onset is None or not state.updates:
+        return [BenchResult("drift to a new champion", float("nan"), "s", "no promotion")]
+    published, update = state.updates[0]
+    served = state.first_seen.get(update.version)
+    results = [
+        BenchResult(
+            "first drifted transaction scored -> new champion announced", published - onset,
+            "s", f"version {update.version}; the trainer waits for labelled post-drift days",
+        ),
+    ]  # fmt: skip
+    if served is not None:
+        results += [
+            BenchResult(
+                "new champion announced -> first transaction it scored",
+                served.wall - published,
+                "s",
+            ),
+            BenchResult("drift -> new champion scoring, in all", served.wall - onset, "s"),
+        ]
+    return results
+
+
+def write_between_markers(path: Path, body: str) -> None:
+    """Put ``body`` between the markers of ``path`` (appended with them if absent)."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    block = f"{BEGIN}\n\n{body}\n{END}"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
