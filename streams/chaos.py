@@ -151,8 +151,7 @@ class Outputs:
         longest = 0.0
         for fault in faults:
             later = [t for t in self.arrivals if t > fault]
-            if later:
-                longest = max(longest, later[0] - fault)
+            longest = max(longest, later[0] - fault if later else float("inf"))
         return longest
 
 
@@ -288,8 +287,23 @@ def free_port() -> int:
 
 def own_services(settings: Settings, home: Path, *names: str) -> Settings:
     """``settings`` with this scenario's own ``names`` ("kafka", "redis", "mlflow"): a home of
-    their own and free ports, so stopping them touches nothing else that runs."""
-    changes: dict[str, object] = {"home": home}
+    their own and free ports, so stopping them touches nothing else that runs. The other
+    services stay where they were (their addresses are derived from the home otherwise).
+
+    >>> base = Settings(home=Path("/srv/fs"))
+    >>> own = own_services(base, Path("/tmp/chaos"), "redis")
+    >>> own.redis_url == base.redis_url, own.mlflow_tracking_uri == base.mlflow_tracking_uri
+    (False, True)
+    >>> own.kafka_bootstrap == base.kafka_bootstrap, own.home
+    (True, PosixPath('/tmp/chaos'))
+    """
+    changes: dict[str, object] = {
+        "home": home,
+        "kafka_bootstrap_override": settings.kafka_bootstrap,
+        "redis_url_override": settings.redis_url,
+        "mlflow_tracking_uri_override": settings.mlflow_tracking_uri,
+        "mlflow_artifact_dir_override": settings.mlflow_artifact_dir,
+    }
     if "kafka" in names:
         changes |= {
             "kafka_port": free_port(), "kafka_controller_port": free_port(),

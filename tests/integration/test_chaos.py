@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import uuid
 from pathlib import Path
 
@@ -72,6 +73,7 @@ def test_a_broker_restart_mid_run_loses_nothing(services: Endpoints, tmp_path: P
     assert outcome.lost == 0 and outcome.scored == 60_000
     assert outcome.fallback == 0
     assert outcome.measures == {"alive": 1.0}
+    assert math.isfinite(outcome.recovery_s)  # the model decided outputs after the restart
 
 
 @pytest.mark.timeout(600)
@@ -88,6 +90,7 @@ def test_a_redis_outage_degrades_scoring_and_loses_no_state(
     assert degraded > 0  # ~10 s of the stream was scored from memory by the rules...
     assert outcome.fallback == degraded  # ...and only that: the model decided the rest
     assert outcome.measures["without_state"] == 0  # the held writes all reached Redis
+    assert math.isfinite(outcome.recovery_s)  # and the model decided again once it was back
 
 
 @pytest.mark.timeout(900)
