@@ -22,6 +22,8 @@ from typing import Any
 import faust
 import redis
 from aiokafka.partitioner import DefaultPartitioner
+from faust.sensors import Monitor
+from faust.types import TP, EventT, Message, StreamT
 
 from retraining.drift import DriftThresholds
 from retraining.drift_monitor import DriftConfig, Reference
@@ -171,6 +173,28 @@ async def create_topics(settings: Settings, groups: tuple[str, ...] = ()) -> lis
     return await ensure_topics(settings.kafka_bootstrap, partitions)
 
 
+class QuietMonitor(Monitor):
+    """Faust's monitor with its per-message bookkeeping left out: four calls a message feed
+    statistics for Faust's web views, which our workers do not serve (their metrics are
+    ours, per batch). Everything else the monitor does is kept."""
+
+    def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
+        pass
+
+    def on_stream_event_in(
+        self, tp: TP, offset: int, stream: StreamT, event: EventT
+    ) -> dict | None:
+        return None
+
+    def on_stream_event_out(
+        self, tp: TP, offset: int, stream: StreamT, event: EventT, state: dict | None = None
+    ) -> None:
+        pass
+
+    def on_message_out(self, tp: TP, offset: int, message: Message) -> None:
+        pass
+
+
 def faust_app(settings: Settings, app_id: str, **overrides: Any) -> faust.App:
     """A Faust app on our broker: no web server, topics made up front, short group timeouts."""
     (settings.home / "faust").mkdir(parents=True, exist_ok=True)
@@ -186,6 +210,7 @@ def faust_app(settings: Settings, app_id: str, **overrides: Any) -> faust.App:
         "broker_heartbeat_interval": settings.broker_heartbeat_interval,
         "broker_rebalance_timeout": settings.broker_rebalance_timeout,
         "datadir": str(settings.home / "faust" / app_id),
+        "Monitor": QuietMonitor,
     }
     return faust.App(app_id, **{**options, **overrides})
 

@@ -22,11 +22,12 @@ from typing import Any
 import faust
 import numpy as np
 import orjson
+import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas.codec import encode
 from schemas.topics import SCORED, TRANSACTIONS
-from streams.app import BatchSender, create_topics, spawn_worker
+from streams.app import BatchSender, QuietMonitor, create_topics, spawn_worker
 from streams.kafka_admin import ensure_topics
 from streams.settings import Settings
 from streams.simulator.generator import SimulationConfig, simulate
@@ -75,6 +76,11 @@ async def run_bench(
         BenchResult(
             "Faust agent, consume + decode only",
             await _faust_noop(settings, source, count, run),
+            "msg/s",
+        ),
+        BenchResult(
+            "Faust agent, consume + decode only, on the worker's runtime (uvloop, QuietMonitor)",
+            await _faust_noop_as_worker(settings, source, count, run),
             "msg/s",
         ),
         BenchResult(
@@ -196,12 +202,26 @@ async def _raw_passthrough(settings: Settings, source: str, count: int) -> float
     return count / (time.perf_counter() - (started or time.perf_counter()))
 
 
+async def _faust_noop_as_worker(settings: Settings, source: str, count: int, run: str) -> float:
+    """The no-op agent on the scoring worker's runtime (uvloop, ``QuietMonitor``): the same
+    ceiling with the same choices the worker makes, run on a loop of its own."""
+    previous = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # also for Faust's consumer thread
+    try:
+        noop = _faust_noop(settings, source, count, f"{run}-uv", monitor=QuietMonitor)
+        return await asyncio.to_thread(asyncio.run, noop)
+    finally:
+        asyncio.set_event_loop_policy(previous)
+
+
 async def _faust_noop(
-    settings: Settings, source: str, count: int, run: str, produce: bool = False
-) -> float:
+    settings: Settings, source: str, count: int, run: str, produce: bool = False,
+    monitor: type | None = None,
+) -> float:  # fmt: skip
     """The no-op agent; with ``produce``, the scorer's own batching and output path around
     no scoring at all (what Faust and Kafka cost a scoring worker before it does anything)."""
     name = f"bench-{'pass' if produce else 'noop'}-{run}"
+    extra: dict[str, Any] = {"Monitor": monitor} if monitor is not None else {}
     app = faust.App(
         name, broker=f"kafka://{settings.kafka_bootstrap}", store="memory://",
         web_enabled=False, topic_allow_declare=False, consumer_auto_offset_reset="earliest",
@@ -209,6 +229,7 @@ async def _faust_noop(
         broker_heartbeat_interval=settings.broker_heartbeat_interval,
         broker_rebalance_timeout=settings.broker_rebalance_timeout,
         datadir=str(settings.home / "faust" / name), producer_max_batch_size=1_000_000,
+        **extra,
     )  # fmt: skip
     await ensure_topics(settings.kafka_bootstrap, {f"{name}-__assignor-__leader": 1})
     outputs = BatchSender(app, f"{source}.out")

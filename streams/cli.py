@@ -323,6 +323,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
     import faust
+    import uvloop
 
     from streams.app import build_app, create_topics, group_id, make_parts
 
@@ -342,6 +343,8 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         "serving %s/%s%s", model.name, model.version, " (rules fallback)" if model.fallback else ""
     )
     app = build_app(settings, parts, agents)
+    # libuv's event loop: Faust spends most of a message's cost in asyncio machinery
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     faust.Worker(
         app, loglevel="WARNING" if not args.verbose else "INFO", quiet=True
     ).execute_from_commandline()
