@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export FRAUD_HOME ?= $(CURDIR)/.fraudstream
 
-.PHONY: help install demo test unit integration chaos lint format services-up services-down status lock clean
+.PHONY: help install demo test unit integration chaos audit lint format services-up services-down status lock clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -37,6 +37,11 @@ integration: install ## only the tests on the real services
 
 chaos: install ## only the fault-injection suite (also part of make test)
 	$(BIN)/pytest -m chaos
+
+audit: ## pip-audit of the pinned dependencies (needs PyPI's JSON API or OSV; not in CI)
+	$(PYTHON) -m venv .audit-venv
+	.audit-venv/bin/pip install -q pip-audit==2.10.1
+	.audit-venv/bin/pip-audit --strict --disable-pip --no-deps -r constraints.txt
 
 lint: install ## ruff lint and format check, mypy
 	$(BIN)/ruff check .

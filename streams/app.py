@@ -83,13 +83,9 @@ REGISTRY_HTTP_LIMITS = {
 
 
 def make_loader(settings: Settings) -> Loader:
-    """Loads the champion (``None``) or a version of the model from the MLflow registry,
-    giving up within seconds when the registry does not answer (set the ``MLFLOW_HTTP_*``
-    variables to choose otherwise)."""
+    """Loads the champion (``None``) or a version of the model from the MLflow registry
+    (scoring processes limit MLflow's retries at their entry point: ``REGISTRY_HTTP_LIMITS``)."""
     from retraining.registry import load_scorer, load_scorer_version
-
-    for name, value in REGISTRY_HTTP_LIMITS.items():
-        os.environ.setdefault(name, value)  # MLflow reads them at each request
 
     def load(version: str | None) -> Scorer:
         if version is None:

@@ -327,6 +327,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
     from streams.app import build_app, create_topics, group_id, make_parts
 
+    _limit_registry_retries()
     agents = tuple(a.strip() for a in args.agents.split(",") if a.strip())
     created = asyncio.run(create_topics(settings, (group_id(settings, agents),)))
     if created:
@@ -432,9 +433,19 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
     from streams.api import serve
     from streams.app import create_topics
 
+    _limit_registry_retries()
     asyncio.run(create_topics(settings))
     serve(settings)
     return 0
+
+
+def _limit_registry_retries() -> None:
+    """A scorer asks MLflow at start and on each update; it must give up within seconds so
+    its cached model takes over (``MLFLOW_HTTP_*`` already set are kept)."""
+    from streams.app import REGISTRY_HTTP_LIMITS
+
+    for name, value in REGISTRY_HTTP_LIMITS.items():
+        os.environ.setdefault(name, value)  # MLflow reads them at each request
 
 
 def _chaos(settings: Settings, args: argparse.Namespace) -> int:
