@@ -38,6 +38,7 @@ from streams.services.redis import LocalRedis
 from streams.settings import Settings
 
 WORKER_AGENTS = ("score", "model-updates")
+SPARE = 200_000  # transactions the MLflow scenario may add while it waits for the update
 _ID = b'"transaction_id":"'  # how the scorer writes the id first: cut out, not parsed
 _VERSION = b'"model_version":"'
 
@@ -432,8 +433,8 @@ async def mlflow_outage(
     workers: list[subprocess.Popen[bytes]] = []
     try:
         await asyncio.to_thread(register_versions, settings, (1, 2))  # 1 champion, 2 not
-        items = _transactions(count)
-        ids = {_id(value) for _, value in items}
+        items = _transactions(count + SPARE)
+        items, spare = items[:count], items[count:]
         await create_topics(settings)
         workers.append(spawn_worker(settings, logs / "mlflow-workers.log", WORKER_AGENTS))
         async with Outputs(settings) as outputs:
@@ -454,6 +455,13 @@ async def mlflow_outage(
             await asyncio.to_thread(mlflow.up, True)
             back = time.monotonic()
             await sending
+            # the load goes on until the update shows (a slow MLflow start must not end the
+            # run first), a second's worth at a time
+            step, deadline = int(rate), time.monotonic() + 180
+            while b"2" not in outputs.first_seen and spare and time.monotonic() < deadline:
+                await publish(settings, spare[:step], rate)
+                items, spare = items + spare[:step], spare[step:]
+            ids = {_id(value) for _, value in items}
             await outputs.until(ids, 0, timeout=300)
     finally:
         _stop(workers)

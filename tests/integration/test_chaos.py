@@ -101,8 +101,8 @@ def test_an_mlflow_outage_keeps_the_cached_model_and_applies_the_update_on_retur
     outcome = asyncio.run(mlflow_outage(settings, tmp_path))
     print(f"\n{TABLE_HEAD}\n{outcome.row()}")  # noqa: T201
 
-    assert outcome.sent == outcome.valid == 100_000
-    assert outcome.lost == 0 and outcome.scored == 100_000
+    assert outcome.sent == outcome.valid >= 100_000  # more while it waited for the update
+    assert outcome.lost == 0 and outcome.scored == outcome.sent
     assert outcome.fallback == 0  # the cached model decided throughout, even after the restart
     assert sorted(outcome.measures) == ["v1", "v2"]  # the cached version 1, then version 2
     assert 0 < outcome.recovery_s < 30  # version 2 only after MLflow returned, soon after
