@@ -8,6 +8,7 @@ worker starts, the last model it served keeps scoring; with neither, the rules d
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import threading
 from collections.abc import Callable
@@ -54,7 +55,9 @@ class ModelHolder:
 
     def _save(self, scorer: Scorer) -> None:
         self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.cache_file.with_suffix(".partial")
+        # one partial file per process and thread: workers started together share the cache
+        # file, and a shared partial was renamed away under the other's feet
+        partial = self.cache_file.with_suffix(f".{os.getpid()}.{threading.get_ident()}.partial")
         partial.write_bytes(pickle.dumps(scorer))
         partial.replace(self.cache_file)  # atomic: a crash never leaves half a model
 

@@ -140,7 +140,8 @@ def run_loop(
     asyncio.run(create_topics(settings, (group_id(settings, SCORING_AGENTS),
                                          group_id(settings, SINK_AGENTS))))  # fmt: skip
     client = redis.Redis.from_url(settings.redis_url)
-    online = RedisFeatureStore(client, prefix=f"{settings.topic_prefix}fs")
+    # the replay that warms the stream's state must not go on without Redis
+    online = RedisFeatureStore(client, prefix=f"{settings.topic_prefix}fs", degrade=False)
     report = train(
         settings, data / "transactions.parquet", data / "labels.parquet", {}, store=online
     )

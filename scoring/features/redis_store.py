@@ -114,8 +114,10 @@ class RedisFeatureStore:
         prefix: str = "fs",
         mark_ttl_days: int = DEFAULT_MARK_TTL_DAYS,
         cache_cards: bool = True,
+        degrade: bool = True,
     ) -> None:
         self.client = client
+        self.degrade = degrade  # False (offline replays): an unreachable Redis is an error
         self.prefix = prefix
         self.mark_ttl_seconds = mark_ttl_days * 86_400
         self.cache: dict[str, CardEvents] | None = {} if cache_cards else None
@@ -141,8 +143,10 @@ class RedisFeatureStore:
             try:
                 return self._read(mark_keys, wanted, terminal_days, ranges)
             except UNREACHABLE as error:
+                if not self.degrade:
+                    raise
                 self._unreachable(error)
-        if mark_keys:
+        if mark_keys or not self.degrade:
             raise redis.ConnectionError(f"Redis unreachable at {self._address()}")
         cached = self.cache if self.cache is not None else {}
         return Snapshot(
@@ -184,10 +188,16 @@ class RedisFeatureStore:
     def apply(self, writes: StateWrites) -> None:
         """Store ``writes`` atomically; with Redis unreachable, hold them (in order, after any
         held before) until it answers."""
+        if not self.degrade:
+            self._store(writes)
+            self._remember(writes)
+            return
         if self.catch_up():
             try:
                 self._store(writes)
             except UNREACHABLE as error:
+                if not self.degrade:
+                    raise
                 self._unreachable(error)
             else:
                 self._remember(writes)

@@ -66,7 +66,17 @@ class LocalRedis:
 
 
 def _ping(url: str) -> bool:
-    return _server_version(url) is not None
+    """Redis answers PING: up and done loading its append-only file (INFO answers earlier,
+    while every other command still says LOADING)."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
 
 
 def _server_version(url: str) -> str | None:
