@@ -318,7 +318,6 @@ async def _steady_latency(
     # the load generator stays light so it takes little CPU from the worker it measures:
     # sends go out in 2 ms ticks, and an output's id is cut from its first bytes
     # ({"transaction":{"transaction_id":"..." as the scorer writes it) instead of parsed
-    marker = b'"transaction_id":"'
     ids = [orjson.loads(value)["transaction_id"].encode() for _, value in items]
 
     async def receive() -> None:
@@ -326,8 +325,7 @@ async def _steady_latency(
             for messages in (await consumer.getmany(timeout_ms=200)).values():
                 arrived = time.perf_counter()
                 for message in messages:
-                    start = message.value.index(marker) + len(marker)
-                    tx_id = message.value[start : message.value.index(b'"', start)]
+                    tx_id = cut_string(message.value, TRANSACTION_ID)
                     if tx_id in sent_at:
                         latencies.append(arrived - sent_at[tx_id])
 
@@ -353,6 +351,28 @@ async def _steady_latency(
     return np.array(latencies)
 
 
+TRANSACTION_ID = b'"transaction_id":"'  # how the scorer writes the id first in its output
+
+
+def cut_string(value: bytes, marker: bytes) -> bytes:
+    """The JSON string that follows ``marker`` in ``value``, cut out, not parsed (a load
+    generator reading every output must stay light).
+
+    >>> cut_string(b'{"transaction":{"transaction_id":"t-1","amount":2}}', TRANSACTION_ID)
+    b't-1'
+    """
+    start = value.index(marker) + len(marker)
+    return value[start : value.index(b'"', start)]
+
+
+def result_rows(results: list[BenchResult]) -> list[str]:
+    """One markdown table row per result: name, value with unit, and the note."""
+    return [
+        f"| {r.name} | {r.value:,.1f} {r.unit}{' (' + r.note + ')' if r.note else ''} |"
+        for r in results
+    ]
+
+
 def report(results: list[BenchResult], command: str, kafka: str) -> str:
     lines = [
         f"Machine: {machine()}; Apache Kafka {kafka} (local KRaft node).",
@@ -361,10 +381,7 @@ def report(results: list[BenchResult], command: str, kafka: str) -> str:
         "| measure | value |",
         "|---|---|",
     ]
-    lines += [
-        f"| {r.name} | {r.value:,.1f} {r.unit}{' (' + r.note + ')' if r.note else ''} |"
-        for r in results
-    ]
+    lines += result_rows(results)
     return "\n".join(lines) + "\n"
 
 

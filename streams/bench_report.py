@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from streams.bench import BenchResult, machine, run_bench, workers_throughput
+from streams.bench import BenchResult, machine, result_rows, run_bench, workers_throughput
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -54,12 +54,8 @@ def full_report(
 
 
 def _table(title: str, results: list[BenchResult]) -> str:
-    rows = [f"### {title}", "", "| measure | value |", "|---|---|"]
-    rows += [
-        f"| {r.name} | {r.value:,.1f} {r.unit}{' (' + r.note + ')' if r.note else ''} |"
-        for r in results
-    ]
-    return "\n".join(rows)
+    head = [f"### {title}", "", "| measure | value |", "|---|---|"]
+    return "\n".join(head + result_rows(results))
 
 
 def training_time(settings: Settings, transactions: int = 1_000_000) -> list[BenchResult]:

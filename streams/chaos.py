@@ -31,7 +31,7 @@ from schemas.events import DeadLetter
 from schemas.pan import find_pans
 from schemas.topics import DEAD_LETTERS, SCORED, TRANSACTIONS
 from streams.app import LAG_INTERVAL_S, create_topics, spawn_worker
-from streams.bench import _produce, _transactions
+from streams.bench import TRANSACTION_ID, _produce, _transactions, cut_string
 from streams.services.kafka import LocalKafka
 from streams.services.mlflow import LocalMlflow
 from streams.services.redis import LocalRedis
@@ -39,13 +39,7 @@ from streams.settings import Settings
 
 WORKER_AGENTS = ("score", "model-updates")
 SPARE = 200_000  # transactions the MLflow scenario may add while it waits for the update
-_ID = b'"transaction_id":"'  # how the scorer writes the id first: cut out, not parsed
 _VERSION = b'"model_version":"'
-
-
-def _cut(value: bytes, marker: bytes) -> bytes:
-    start = value.index(marker) + len(marker)
-    return value[start : value.index(b'"', start)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,8 +117,8 @@ class Outputs:
                 now, fallback = time.monotonic(), self.fallback
                 for message in messages:
                     value = message.value or b""
-                    self.scored[_cut(value, _ID)] += 1
-                    version = _cut(value, _VERSION)
+                    self.scored[cut_string(value, TRANSACTION_ID)] += 1
+                    version = cut_string(value, _VERSION)
                     self.versions[version] += 1
                     self.first_seen.setdefault(version, now)
                     self.fallback += b'"fallback":true' in value
