@@ -176,7 +176,10 @@ def spawn_api(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
 def serve(settings: Settings) -> None:
     import uvicorn
 
+    from streams.app import freeze_loaded_objects
+
     app = build(settings)
+    freeze_loaded_objects()
     uvicorn.run(
         app,
         host=settings.api_host,

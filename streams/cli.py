@@ -325,7 +325,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     import faust
     import uvloop
 
-    from streams.app import build_app, create_topics, group_id, make_parts
+    from streams.app import build_app, create_topics, freeze_loaded_objects, group_id, make_parts
 
     _limit_registry_retries()
     agents = tuple(a.strip() for a in args.agents.split(",") if a.strip())
@@ -344,6 +344,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         "serving %s/%s%s", model.name, model.version, " (rules fallback)" if model.fallback else ""
     )
     app = build_app(settings, parts, agents)
+    freeze_loaded_objects()
     # libuv's event loop: Faust spends most of a message's cost in asyncio machinery
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     faust.Worker(
