@@ -13,9 +13,10 @@ import contextlib
 import dataclasses
 import os
 import platform
+import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,16 +90,12 @@ async def run_bench(
             "msg/s",
         ),
     ]
-    worker_settings = dataclasses.replace(
-        settings, topic_prefix=f"bench{run}.", app_id=f"fraudstream-bench-{run}", metrics_port=0
-    )
+    worker_settings = _worker_settings(settings, run)
     await create_topics(worker_settings)
     await _produce(
         settings.kafka_bootstrap, worker_settings.topic(TRANSACTIONS.name), values[:count]
     )
-    log = Path(worker_settings.home) / "bench-worker.log"
-    worker = spawn_worker(worker_settings, log, agents=("score", "model-updates"))
-    try:
+    async with _scoring_workers(worker_settings, 1, "bench-worker.log") as (worker,):
         throughput, cpu = await _count_rate(
             settings.kafka_bootstrap, worker_settings.topic(SCORED.name), count, worker.pid
         )
@@ -106,9 +103,6 @@ async def run_bench(
         results.append(BenchResult(name, throughput, "tx/s"))
         results.append(BenchResult("scoring worker CPU per transaction", cpu * 1e6, "µs"))
         latencies = await _steady_latency(worker_settings, values[count:], rate, count)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=60)
     for q in (50, 95, 99):
         results.append(
             BenchResult(
@@ -126,17 +120,10 @@ async def workers_throughput(settings: Settings, count: int, workers: int) -> li
     group first (a warm-up batch scored), then ``count`` transactions published at once."""
     run = uuid.uuid4().hex[:8]
     values = _transactions(count + 600)
-    worker_settings = dataclasses.replace(
-        settings, topic_prefix=f"bench{run}.", app_id=f"fraudstream-bench-{run}", metrics_port=0
-    )
+    worker_settings = _worker_settings(settings, run)
     await create_topics(worker_settings)
-    log = Path(worker_settings.home) / "bench-workers.log"
-    processes = [
-        spawn_worker(worker_settings, log, agents=("score", "model-updates"))
-        for _ in range(workers)
-    ]
     source, scored = worker_settings.topic(TRANSACTIONS.name), worker_settings.topic(SCORED.name)
-    try:
+    async with _scoring_workers(worker_settings, workers, "bench-workers.log") as processes:
         await _produce(settings.kafka_bootstrap, source, values[:600])
         await _count_rate(settings.kafka_bootstrap, scored, 600)
         await asyncio.sleep(15.0)  # every member has joined and the group has settled
@@ -145,13 +132,33 @@ async def workers_throughput(settings: Settings, count: int, workers: int) -> li
         )
         await _produce(settings.kafka_bootstrap, source, values[600:])
         throughput, _ = await counting
+    name = f"scoring workers ({workers} processes sharing {settings.partitions} partitions)"
+    return [BenchResult(name, throughput, "tx/s", "group settled before the load")]
+
+
+def _worker_settings(settings: Settings, run: str) -> Settings:
+    """A bench run's workers: topics and consumer group of their own, no metrics port."""
+    return dataclasses.replace(
+        settings, topic_prefix=f"bench{run}.", app_id=f"fraudstream-bench-{run}", metrics_port=0
+    )
+
+
+@contextlib.asynccontextmanager
+async def _scoring_workers(
+    settings: Settings, count: int, log_name: str
+) -> AsyncIterator[list[subprocess.Popen[bytes]]]:
+    """``count`` scoring processes (score and model-updates agents), stopped on the way out."""
+    log = Path(settings.home) / log_name
+    processes = [
+        spawn_worker(settings, log, agents=("score", "model-updates")) for _ in range(count)
+    ]
+    try:
+        yield processes
     finally:
         for process in processes:
             process.terminate()
         for process in processes:
             process.wait(timeout=60)
-    name = f"scoring workers ({workers} processes sharing {settings.partitions} partitions)"
-    return [BenchResult(name, throughput, "tx/s", "group settled before the load")]
 
 
 def _transactions(count: int) -> list[tuple[bytes, bytes]]:
