@@ -139,14 +139,14 @@ class RedisFeatureStore:
         """One round trip: the marks, the uncached cards' histories, the terminals' sums.
         Redis unreachable: without marks, what this process holds; with marks, the error."""
         wanted = list(card_ids)
+        if not self.degrade:
+            return self._read(mark_keys, wanted, terminal_days, ranges)
         if self.catch_up():
             try:
                 return self._read(mark_keys, wanted, terminal_days, ranges)
             except UNREACHABLE as error:
-                if not self.degrade:
-                    raise
                 self._unreachable(error)
-        if mark_keys or not self.degrade:
+        if mark_keys:
             raise redis.ConnectionError(f"Redis unreachable at {self._address()}")
         cached = self.cache if self.cache is not None else {}
         return Snapshot(
@@ -196,8 +196,6 @@ class RedisFeatureStore:
             try:
                 self._store(writes)
             except UNREACHABLE as error:
-                if not self.degrade:
-                    raise
                 self._unreachable(error)
             else:
                 self._remember(writes)

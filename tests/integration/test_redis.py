@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 import redis
 
 from retraining.dataset import feature_inputs
-from scoring.features import FeatureEngine
+from scoring.features import FeatureEngine, FeatureInput
 from scoring.features.redis_store import RETRY_AFTER_S, RedisFeatureStore, feature_client
 from streams.chaos import own_services
 from streams.services.redis import LocalRedis
@@ -94,3 +95,28 @@ def _state(client: redis.Redis, prefix: str) -> dict[bytes, object]:
         kind = client.type(key)
         state[name] = client.zrange(key, 0, -1) if kind == b"zset" else client.get(key)
     return state
+
+
+def test_a_store_that_must_not_degrade_raises_and_holds_nothing() -> None:
+    """An offline replay (``degrade=False``) stops at an unreachable Redis instead of going
+    on from memory; the stream's store (the default) holds the same writes instead."""
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = feature_client(f"redis://127.0.0.1:{port}/0")
+    event = FeatureInput("t1", 1_700_000_000.0, "card-1", "term-1", 12.5)
+    strict = FeatureEngine(RedisFeatureStore(client, prefix="strict", degrade=False))
+    lenient = FeatureEngine(RedisFeatureStore(client, prefix="lenient"))
+    try:
+        with pytest.raises(redis.ConnectionError):
+            strict.process([event])
+        _, writes = lenient.compute([event])
+        assert writes.from_memory  # degraded: features from what the process holds
+        with pytest.raises(redis.ConnectionError):
+            strict.save(writes)
+        lenient.save(writes)
+        assert isinstance(strict.store, RedisFeatureStore)
+        assert isinstance(lenient.store, RedisFeatureStore)
+        assert strict.store.held == [] and lenient.store.held == [writes]
+    finally:
+        client.close()
