@@ -24,7 +24,6 @@ import faust
 import redis
 from aiokafka.partitioner import DefaultPartitioner
 from faust.sensors import Monitor
-from faust.transport.drivers import aiokafka as faust_kafka
 from faust.types import TP, EventT, Message, StreamT
 
 from retraining.drift import DriftThresholds
@@ -47,6 +46,7 @@ from scoring.pipeline import InboundMessage, ScoringPipeline, scores_of, utc_now
 from scoring.quality import RollingQuality
 from scoring.serving import Scorer
 from streams.challenger import ChallengerChannel, ChallengerLearner
+from streams.consumer import App, BatchInbox
 from streams.drift_agent import DriftAgent, ReferenceLoader
 from streams.kafka_admin import ensure_topics
 from streams.metrics import WorkerMetrics
@@ -202,38 +202,7 @@ def freeze_loaded_objects() -> None:
     gc.freeze()
 
 
-FETCH_MAX_WAIT_MS = 10
-
-
-class _PromptFetchThread(faust_kafka.AIOKafkaConsumerThread):
-    """Faust's consumer with fetches the broker holds at most ``FETCH_MAX_WAIT_MS``, not
-    Faust's fixed 1.5 s. aiokafka leaves partitions whose fetched records are still being
-    consumed out of the next fetch, and sends one fetch at a time per broker: a worker a
-    little behind sent a fetch for its quiet partitions only (model.updates), the broker held
-    it 1.5 s for data that never came, and no transaction was fetched meanwhile. At 2,000 tx/s
-    that became a standing 1.6 s lag, in cycles of 1.5 s idle and a burst of work."""
-
-    def _create_worker_consumer(self, transport: Any) -> Any:
-        consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts
-        return consumer
-
-
-class _PromptFetchConsumer(faust_kafka.Consumer):
-    def _new_consumer_thread(self) -> _PromptFetchThread:
-        return _PromptFetchThread(self, loop=self.loop, beacon=self.beacon)
-
-
-class _PromptFetchTransport(faust_kafka.Transport):
-    Consumer = _PromptFetchConsumer
-
-
-class _App(faust.App):
-    def _new_transport(self) -> Any:
-        return _PromptFetchTransport(self.conf.broker_consumer, self)
-
-
-def faust_app(settings: Settings, app_id: str, **overrides: Any) -> faust.App:
+def faust_app(settings: Settings, app_id: str, **overrides: Any) -> App:
     """A Faust app on our broker: no web server, topics made up front, short group timeouts."""
     (settings.home / "faust").mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {
@@ -250,7 +219,7 @@ def faust_app(settings: Settings, app_id: str, **overrides: Any) -> faust.App:
         "datadir": str(settings.home / "faust" / app_id),
         "Monitor": QuietMonitor,
     }
-    return _App(app_id, **{**options, **overrides})
+    return App(app_id, **{**options, **overrides})
 
 
 def raw_topic(app: faust.App, settings: Settings, name: str) -> faust.TopicT:
@@ -291,19 +260,18 @@ def build_app(
     saving: list[asyncio.Future[None]] = []  # the batch whose state is being stored
     outputs = BatchSender(app, scored_name)
 
-    async def score(stream: faust.StreamT) -> None:
-        # take_events is on faust's Stream, not on its StreamT protocol
-        batches = stream.take_events(settings.batch_size, within=settings.batch_within)  # type: ignore[attr-defined]
-        async for events in batches:
+    async def score(inbox: BatchInbox) -> None:
+        while True:
+            batch = await inbox.take()
             messages = [
                 InboundMessage(
-                    event.message.value or b"",
-                    event.message.topic,
-                    event.message.partition,
-                    event.message.offset,
-                    datetime.fromtimestamp(event.message.timestamp, UTC),
+                    message.value or b"",
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    datetime.fromtimestamp(message.timestamp, UTC),
                 )
-                for event in events
+                for message in batch
             ]
             result = parts.pipeline.prepare(messages)
             # Redis stores the batch's state in a thread while this one encodes and sends;
@@ -319,6 +287,7 @@ def build_app(
                     await dead_letters.send(value=encode(letter))
             finally:
                 await saving.pop()
+            inbox.acknowledge(batch)
             parts.metrics.observe_batch(result, utc_now())
             parts.metrics.held_writes.set(parts.features.held_transactions)
 
@@ -348,16 +317,16 @@ def build_app(
     app.on_partitions_revoked.connect(forget_cached_cards)
     app.on_partitions_assigned.connect(forget_cached_cards)
 
-    chosen = {
-        "score": (topic(TRANSACTIONS.name), score),
-        "labels": (topic(LABELS.name), labels),
-    }
-    for name in agents:
-        if name in chosen:
-            source, function = chosen[name]
-            app.agent(source, name=name)(function)
+    if "labels" in agents:
+        app.agent(topic(LABELS.name), name="labels")(labels)
     add_sink_agents(app, topic, parts, agents, settings.batch_size)
     if "score" in agents:
+        # not a Faust stream: a task that takes the transactions in batches (streams.consumer)
+        inbox = app.inbox(topic(TRANSACTIONS.name), settings.batch_size, settings.batch_within)
+
+        @app.task
+        async def score_transactions() -> None:
+            await score(inbox)
 
         @app.timer(interval=CHALLENGER_EVERY_S)
         async def follow_challenger() -> None:

@@ -16,7 +16,7 @@ import platform
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas.codec import encode
 from schemas.topics import SCORED, TRANSACTIONS
-from streams.app import BatchSender, QuietMonitor, create_topics, spawn_worker
+from streams.app import BatchSender, QuietMonitor, create_topics, faust_app, spawn_worker
 from streams.kafka_admin import ensure_topics
 from streams.settings import Settings
 from streams.simulator.generator import SimulationConfig, simulate
@@ -87,6 +87,11 @@ async def run_bench(
         BenchResult(
             "Faust agent, batched pass-through (take 500, decode, produce as the scorer does)",
             await _faust_noop(settings, source, count, run, produce=True),
+            "msg/s",
+        ),
+        BenchResult(
+            "Faust consumer into the scorer's batch inbox, consume + decode only (uvloop)",
+            await _on_uvloop(_inbox_noop(settings, source, count, run)),
             "msg/s",
         ),
     ]
@@ -212,13 +217,45 @@ async def _raw_passthrough(settings: Settings, source: str, count: int) -> float
 async def _faust_noop_as_worker(settings: Settings, source: str, count: int, run: str) -> float:
     """The no-op agent on the scoring worker's runtime (uvloop, ``QuietMonitor``): the same
     ceiling with the same choices the worker makes, run on a loop of its own."""
+    return await _on_uvloop(_faust_noop(settings, source, count, f"{run}-uv", monitor=QuietMonitor))
+
+
+async def _on_uvloop(stage: Coroutine[Any, Any, float]) -> float:
+    """Run ``stage`` on a uvloop loop of its own, as a worker runs."""
     previous = asyncio.get_event_loop_policy()
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # also for Faust's consumer thread
     try:
-        noop = _faust_noop(settings, source, count, f"{run}-uv", monitor=QuietMonitor)
-        return await asyncio.to_thread(asyncio.run, noop)
+        return await asyncio.to_thread(asyncio.run, stage)
     finally:
         asyncio.set_event_loop_policy(previous)
+
+
+async def _inbox_noop(settings: Settings, source: str, count: int, run: str) -> float:
+    """The scorer's way in (``streams.consumer``: Faust's consumer delivering to a batch
+    inbox) with nothing but decoding behind it: the ceiling of the worker's own runtime."""
+    name = f"bench-inbox-{run}"
+    app = faust_app(settings, name)
+    await ensure_topics(settings.kafka_bootstrap, {f"{name}-__assignor-__leader": 1})
+    topic = app.topic(source, value_serializer="raw", partitions=settings.partitions)
+    inbox = app.inbox(topic, settings.batch_size, settings.batch_within)
+    seen, first = 0, 0.0
+
+    async def drain() -> None:
+        nonlocal seen, first
+        while seen < count:
+            batch = await inbox.take()
+            for message in batch:
+                orjson.loads(message.value or b"{}")
+            inbox.acknowledge(batch)
+            first = first or time.perf_counter()
+            seen += len(batch)
+
+    await app.start()
+    try:
+        await asyncio.wait_for(drain(), timeout=600)
+    finally:
+        await app.stop()
+    return count / (time.perf_counter() - first)
 
 
 async def _faust_noop(
