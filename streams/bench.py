@@ -1,6 +1,7 @@
-"""``fraudstream bench``: scoring throughput and latency on the real broker, next to two
-ceilings measured in the same run (a raw aiokafka consume->produce pass-through and a Faust
-agent that only consumes and decodes).
+"""``fraudstream bench``: scoring throughput and latency on the real broker, next to ceilings
+measured in the same run (a raw aiokafka consume->produce pass-through, a Faust agent that
+only consumes and decodes, and the scorer's own way in - Faust's consumer into a batch
+inbox - with only decoding behind it).
 
 Each stage reads the same pre-published transactions from its own topics; a stage's rate is
 counted from its first output to its last, so start-up (group join, model load) is left out.
