@@ -33,7 +33,9 @@ class BatchInbox:
     ``max_batch`` at a time: as soon as that many wait, or ``within`` seconds after the
     first arrived. Beyond ``limit`` waiting, the consumer stops fetching the partitions
     that sent them until the task has taken half (Faust's own pause for full buffers).
-    Nothing is acknowledged, so nothing is committed, until the task says it is done."""
+    Nothing is acknowledged, so nothing is committed, until the task says it is done; a
+    batch taken counts as in work, as an event a Faust stream took does, so a rebalance waits
+    for its acknowledgement before it commits."""
 
     def __init__(self, app: faust.App, max_batch: int, within: float, limit: int = 0) -> None:
         self.app = app
@@ -70,6 +72,9 @@ class BatchInbox:
                 await asyncio.wait_for(self.filled.wait(), left)
         batch = self.messages[: self.max_batch]
         del self.messages[: self.max_batch]
+        track = self.app.consumer.track_message  # in work now: a rebalance waits for its ack
+        for message in batch:
+            track(message)
         if len(self.messages) < self.max_batch:
             self.filled.clear()
         if self.messages:  # left over from a full batch: late already, they go next

@@ -25,6 +25,12 @@ class RecordingConsumer:
     def ack(self, message: Any) -> None:
         self.calls.append(("ack", message.offset))
 
+    def track_message(self, message: Any) -> None:
+        self.calls.append(("taken", message.offset))
+
+    def flow(self) -> list[tuple[str, Any]]:
+        return [call for call in self.calls if call[0] in ("full", "drop")]
+
 
 def _inbox(max_batch: int, within: float, limit: int = 0) -> tuple[BatchInbox, RecordingConsumer]:
     consumer = RecordingConsumer()
@@ -90,12 +96,12 @@ def test_beyond_the_limit_partitions_pause_until_half_is_taken() -> None:
         inbox, consumer = _inbox(max_batch=2, within=0.0, limit=4)
         for offset, partition in enumerate([0, 1, 0, 1, 1, 0]):
             inbox.put(_message(offset, partition))  # type: ignore[arg-type]
-        paused = list(consumer.calls)
+        paused = consumer.flow()
         await inbox.take()  # 4 left: still above half the limit
-        still = list(consumer.calls)
+        still = consumer.flow()
         await inbox.take()  # 2 left: fetching resumes
         return [*paused, ("taken 2", None), *still[len(paused) :], ("taken 4", None),
-                *sorted(consumer.calls[len(still) :])]  # fmt: skip
+                *sorted(consumer.flow()[len(still) :])]  # fmt: skip
 
     assert asyncio.run(run()) == [
         ("full", TP("t", 1)),  # the 4th message reached the limit
@@ -107,7 +113,7 @@ def test_beyond_the_limit_partitions_pause_until_half_is_taken() -> None:
     ]
 
 
-def test_acknowledging_a_batch_acks_each_message_and_clear_drops_what_waits() -> None:
+def test_a_taken_batch_is_in_work_until_acknowledged_and_clear_drops_what_waits() -> None:
     async def run() -> tuple[list[tuple[str, Any]], list[int]]:
         inbox, consumer = _inbox(max_batch=2, within=0.0)
         for offset in range(3):
@@ -117,7 +123,10 @@ def test_acknowledging_a_batch_acks_each_message_and_clear_drops_what_waits() ->
         inbox.put(_message(9))  # type: ignore[arg-type]
         return consumer.calls, [m.offset for m in await inbox.take()]
 
-    assert asyncio.run(run()) == ([("ack", 0), ("ack", 1)], [9])
+    assert asyncio.run(run()) == (
+        [("taken", 0), ("taken", 1), ("ack", 0), ("ack", 1), ("taken", 9)],  # 2 never taken
+        [9],
+    )
 
 
 def test_a_delivery_to_an_inbox_is_already_done_when_awaited() -> None:
