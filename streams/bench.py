@@ -239,10 +239,10 @@ async def _inbox_noop(settings: Settings, source: str, count: int, run: str) -> 
     await ensure_topics(settings.kafka_bootstrap, {f"{name}-__assignor-__leader": 1})
     topic = app.topic(source, value_serializer="raw", partitions=settings.partitions)
     inbox = app.inbox(topic, settings.batch_size, settings.batch_within)
-    seen, first = 0, 0.0
 
-    async def drain() -> None:
-        nonlocal seen, first
+    async def drain() -> float:
+        """Seconds from the first batch decoded to the last."""
+        seen, first = 0, 0.0
         while seen < count:
             batch = await inbox.take()
             for message in batch:
@@ -250,13 +250,13 @@ async def _inbox_noop(settings: Settings, source: str, count: int, run: str) -> 
             inbox.acknowledge(batch)
             first = first or time.perf_counter()
             seen += len(batch)
+        return time.perf_counter() - first
 
     await app.start()
     try:
-        await asyncio.wait_for(drain(), timeout=600)
+        return count / await asyncio.wait_for(drain(), timeout=600)
     finally:
         await app.stop()
-    return count / (time.perf_counter() - first)
 
 
 async def _faust_noop(
