@@ -43,6 +43,17 @@ class InboundMessage:
 
 
 @dataclasses.dataclass(frozen=True)
+class DecodedBatch:
+    transactions: list[Transaction]
+    messages: list[InboundMessage]  # the accepted ones, aligned with ``transactions``
+    dead_letters: list[DeadLetter]
+
+    @functools.cached_property
+    def inputs(self) -> list[FeatureInput]:
+        return [FeatureInput.of(t) for t in self.transactions]
+
+
+@dataclasses.dataclass(frozen=True)
 class BatchResult:
     """A scored batch, column by column: building a pydantic object per transaction cost more
     than scoring it, so the output JSON is built straight from these (``encoded``) and the
@@ -165,9 +176,8 @@ class ScoringPipeline:
         self.thresholds = thresholds
         self.clock = clock
 
-    def prepare(self, messages: Sequence[InboundMessage]) -> BatchResult:
-        """Score a batch; its state changes wait in ``writes`` for ``save``, so the caller
-        can store them while it sends the outputs."""
+    def decode(self, messages: Sequence[InboundMessage]) -> DecodedBatch:
+        """Validate each message: transactions to score, the rest dead letters."""
         transactions: list[Transaction] = []
         accepted: list[InboundMessage] = []
         dead: list[DeadLetter] = []
@@ -177,7 +187,17 @@ class ScoringPipeline:
                 accepted.append(message)
             except DecodeError as error:
                 dead.append(self.dead_letter(message, str(error)))
-        return self.score_transactions(transactions, accepted, dead)
+        return DecodedBatch(transactions, accepted, dead)
+
+    def prepare(self, messages: Sequence[InboundMessage]) -> BatchResult:
+        """Score a batch; its state changes wait in ``writes`` for ``save``, so the caller
+        can store them while it sends the outputs."""
+        return self.score(self.decode(messages))
+
+    def reads_unsaved(self, batch: DecodedBatch, unsaved: BatchResult) -> bool:
+        """Whether scoring ``batch`` reads feature state that ``unsaved`` changes and has not
+        stored yet: then its ``save`` must finish first (``FeatureEngine.depends_on``)."""
+        return self.engine.depends_on(unsaved.writes, batch.inputs)
 
     def score_transactions(
         self,
@@ -187,9 +207,13 @@ class ScoringPipeline:
     ) -> BatchResult:
         """Score validated transactions (``messages``: where each came from and when);
         nothing is stored until ``save``."""
-        dead = dead or []
+        return self.score(DecodedBatch(transactions, messages, dead or []))
+
+    def score(self, batch: DecodedBatch) -> BatchResult:
+        """Score a decoded batch; nothing is stored until ``save``."""
+        transactions, messages, dead = batch.transactions, batch.messages, batch.dead_letters
         scorer = self.current_scorer()
-        rows, writes = self.engine.compute([FeatureInput.of(t) for t in transactions])
+        rows, writes = self.engine.compute(batch.inputs)
         if not transactions:  # models refuse empty input
             nothing = np.zeros(0)
             return BatchResult(

@@ -7,6 +7,8 @@ engine, model holder), made by ``make_parts`` in the worker's entry point.
 from __future__ import annotations
 
 import asyncio
+import collections
+import concurrent.futures
 import contextlib
 import dataclasses
 import functools
@@ -42,7 +44,7 @@ from scoring.decision import Thresholds
 from scoring.features import FEATURE_NAMES, FeatureEngine
 from scoring.features.redis_store import UNREACHABLE, RedisFeatureStore, feature_client
 from scoring.model_holder import Loader, ModelHolder
-from scoring.pipeline import InboundMessage, ScoringPipeline, scores_of, utc_now
+from scoring.pipeline import BatchResult, InboundMessage, ScoringPipeline, scores_of, utc_now
 from scoring.quality import RollingQuality
 from scoring.serving import Scorer
 from streams.challenger import ChallengerChannel, ChallengerLearner
@@ -58,6 +60,7 @@ from streams.training_store import TrainingStore
 logger = logging.getLogger(__name__)
 
 LAG_INTERVAL_S = 5.0
+MAX_UNSAVED_BATCHES = 2  # scored batches whose state is still being stored
 
 
 @dataclasses.dataclass
@@ -257,39 +260,73 @@ def build_app(
 
     scored_name, dead_letters = settings.topic(SCORED.name), topic(DEAD_LETTERS.name)
 
-    saving: list[asyncio.Future[None]] = []  # the batch whose state is being stored
+    saving: collections.deque[asyncio.Future[None]] = collections.deque()  # batches storing
+    saver = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="feature-state")
     outputs = BatchSender(app, scored_name)
 
     async def score(inbox: BatchInbox) -> None:
+        # A batch's state is stored in a thread while the next batch is scored, unless the
+        # next reads what it changes; the batch is acknowledged (its offsets committable)
+        # once its outputs are sent and its state stored.
+        unsaved: collections.deque[BatchResult] = collections.deque()  # aligned with saving
         while True:
             batch = await inbox.take()
-            messages = [
-                InboundMessage(
-                    message.value or b"",
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                    datetime.fromtimestamp(message.timestamp, UTC),
-                )
-                for message in batch
-            ]
-            result = parts.pipeline.prepare(messages)
-            # Redis stores the batch's state in a thread while this one encodes and sends;
-            # the batch is acknowledged (its offsets committable) only after both.
-            saving.append(asyncio.ensure_future(asyncio.to_thread(parts.pipeline.save, result)))
-            try:
-                await outputs.send(result.encoded())
-                for letter in result.dead_letters:
-                    where = f"{letter.origin_partition}]@{letter.origin_offset}"
-                    logger.warning(
-                        "dead letter %s[%s: %s", letter.origin_topic, where, letter.error
+            decoded = parts.pipeline.decode(
+                [
+                    InboundMessage(
+                        message.value or b"",
+                        message.topic,
+                        message.partition,
+                        message.offset,
+                        datetime.fromtimestamp(message.timestamp, UTC),
                     )
-                    await dead_letters.send(value=encode(letter))
-            finally:
-                await saving.pop()
+                    for message in batch
+                ]
+            )
+            while unsaved and any(parts.pipeline.reads_unsaved(decoded, u) for u in unsaved):
+                await saved_oldest(unsaved)
+            result = parts.pipeline.score(decoded)
+            await outputs.send(result.encoded())
+            for letter in result.dead_letters:
+                where = f"{letter.origin_partition}]@{letter.origin_offset}"
+                logger.warning("dead letter %s[%s: %s", letter.origin_topic, where, letter.error)
+                await dead_letters.send(value=encode(letter))
+            parts.metrics.observe_batch(result, utc_now())  # its outputs are out
+            while len(unsaved) >= MAX_UNSAVED_BATCHES:
+                await saved_oldest(unsaved)
+            saving.append(store_state(inbox, batch, result))
+            unsaved.append(result)
+            while saving and saving[0].done():
+                await saved_oldest(unsaved)
+
+    async def saved_oldest(unsaved: collections.deque[BatchResult]) -> None:
+        """Wait for the oldest batch being stored; a failed store stops the scorer."""
+        try:
+            await saving[0]
+        finally:
+            saving.popleft()
+            unsaved.popleft()
+
+    def store_state(
+        inbox: BatchInbox, batch: list[Message], result: BatchResult
+    ) -> asyncio.Future[None]:
+        """Store ``result``'s state in the one saver thread (so batches are stored in
+        order), then acknowledge ``batch`` - promptly, even if no other batch follows."""
+        future = asyncio.get_running_loop().run_in_executor(saver, parts.pipeline.save, result)
+
+        def acknowledge(done: asyncio.Future[None]) -> None:
+            if done.cancelled():
+                return
+            if (error := done.exception()) is not None:
+                # never acknowledged; the worker stops now, not when the next batch comes
+                logger.error("storing a batch's feature state failed, the worker stops: %s", error)
+                app.add_future(app.crash(error))
+                return
             inbox.acknowledge(batch)
-            parts.metrics.observe_batch(result, utc_now())
             parts.metrics.held_writes.set(parts.features.held_transactions)
+
+        future.add_done_callback(acknowledge)
+        return future
 
     async def labels(stream: faust.StreamT) -> None:
         batches = stream.take_events(settings.batch_size, within=1.0)  # type: ignore[attr-defined]
@@ -326,7 +363,7 @@ def build_app(
 
         @app.task
         async def score_transactions() -> None:
-            await score(inbox)
+            await score(inbox)  # if it fails, Faust crashes the worker (exit 1)
 
         @app.timer(interval=CHALLENGER_EVERY_S)
         async def follow_challenger() -> None:

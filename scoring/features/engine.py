@@ -158,6 +158,34 @@ class FeatureEngine:
             self.store.forget()  # cached card histories may hold this batch's half-done changes
             raise
 
+    def depends_on(self, writes: StateWrites, events: Sequence[FeatureInput]) -> bool:
+        """Whether features of ``events`` read state that ``writes`` changes, so ``writes``
+        must be stored before ``compute`` reads: the history of a card ``writes`` adds to
+        (a store may not hold it in memory yet), or a terminal's count of a day before an
+        event's day (terminal features sum completed days). A scorer stores one batch while
+        it computes the next only when this says they are independent.
+
+        >>> from scoring.features.store import InMemoryFeatureStore
+        >>> engine = FeatureEngine(InMemoryFeatureStore())
+        >>> _, writes = engine.compute([FeatureInput("a", 86_400.0, "c1", "t1", 5.0)])
+        >>> later = 2 * 86_400.0  # the next day: t1's counted day is complete by then
+        >>> [engine.depends_on(writes, [FeatureInput("b", ts, card, terminal, 1.0)])
+        ...  for ts, card, terminal in [(later, "c2", "t2"), (later, "c1", "t2"),
+        ...                            (later, "c2", "t1"), (90_000.0, "c2", "t1")]]
+        [False, True, True, False]
+        """
+        first_day: dict[str, int] = {}
+        for terminal, fields in writes.terminal_increments.items():
+            first_day[terminal] = min(int(field.partition(":")[0]) for field in fields)
+        cards = writes.cards
+        for event in events:
+            if event.card_id in cards:
+                return True
+            day = first_day.get(event.terminal_id)
+            if day is not None and event.ts // SECONDS_PER_DAY > day:
+                return True
+        return False
+
     def save(self, writes: StateWrites) -> None:
         """Store a batch's changes, all or nothing."""
         try:

@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import orjson
+import pytest
 import redis
 
 from schemas.codec import decode, encode
@@ -18,20 +19,26 @@ from schemas.scored import ScoredTransaction
 from schemas.topics import SCORED, TRANSACTIONS
 from scoring.features.redis_store import unpack_rings
 from streams.app import create_topics, spawn_worker
+from streams.settings import Settings
 from streams.simulator.generator import SimulationConfig, simulate
 from streams.simulator.records import transaction_records
 from tests.conftest import Endpoints
 from tests.integration.test_streaming import Reader, send
 
 
+def own_run(services: Endpoints, tmp_path: Path, name: str, partitions: int) -> Settings:
+    """Topics, consumer group and model name of this test run alone."""
+    run = f"{name}{uuid.uuid4().hex[:8]}"
+    return services.settings(
+        home=tmp_path, topic_prefix=f"{run}.", app_id=f"fraudstream-{run}",
+        partitions=partitions, model_name=f"it-{run}", metrics_port=0,
+    )  # fmt: skip
+
+
 def test_kill_9_mid_stream_loses_nothing_and_counts_nothing_twice(
     services: Endpoints, tmp_path: Path
 ) -> None:
-    run = uuid.uuid4().hex[:8]
-    settings = services.settings(
-        home=tmp_path, topic_prefix=f"crash{run}.", app_id=f"fraudstream-crash-{run}",
-        partitions=3, model_name=f"it-crash-{run}", metrics_port=0,
-    )  # fmt: skip
+    settings = own_run(services, tmp_path, "crash", partitions=3)
     worker_settings = dataclasses.replace(settings, batch_size=100)
     simulation = simulate(SimulationConfig(seed=6, days=4, customers=300, terminals=120))
     records = transaction_records(simulation.transactions.head(3_000))
@@ -78,3 +85,59 @@ def test_kill_9_mid_stream_loses_nothing_and_counts_nothing_twice(
     assert terminal_total == len(records)  # each transaction counted once at its terminal
     assert sorted(card_ids) == sorted(r.transaction_id for r in records)  # and once at its card
     print(f"duplicates on {SCORED.name}: {len(scored_ids) - len(set(scored_ids))}")  # noqa: T201
+
+
+@pytest.mark.parametrize("broken", ["card", "terminal"])
+def test_a_scorer_that_fails_stops_its_worker_and_its_batch_is_scored_after_a_restart(
+    services: Endpoints, tmp_path: Path, broken: str
+) -> None:
+    settings = own_run(services, tmp_path, "fail", partitions=1)
+    simulation = simulate(SimulationConfig(seed=8, days=2, customers=50, terminals=20))
+    records = transaction_records(simulation.transactions.head(20))
+    # the last transaction sent is the only one at its terminal: the failing batch is the last
+    alone = next(r for r in records if sum(o.terminal_id == r.terminal_id for o in records) == 1)
+    records = [r for r in records if r is not alone] + [alone]
+    items = [(r.card_id.encode(), encode(r)) for r in records]
+    client = redis.Redis.from_url(settings.redis_url)
+    # another program wrote a key of ours with the wrong type: a card history that is a
+    # string fails the batch's read; a terminal's counters that are a hash fail its write
+    prefix = f"{settings.topic_prefix}fs"
+    if broken == "card":
+        key = f"{prefix}:card:{alone.card_id}"
+        client.set(key, "not a card history")
+    else:
+        key = f"{prefix}:terminal:{alone.terminal_id}"
+        client.hset(key, "not", "a ring")
+    log = tmp_path / "worker.log"
+
+    async def run_failure() -> tuple[int, set[str]]:  # the first worker's exit code, ids scored
+        await create_topics(settings)
+        async with Reader(settings, SCORED.name) as scored:
+            worker = spawn_worker(settings, log)
+            await send(settings, TRANSACTIONS.name, items)
+            deadline = time.monotonic() + 120
+            while worker.poll() is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+            if worker.poll() is None:
+                worker.kill()
+            failed_with = worker.wait()
+            client.delete(key)
+            again = spawn_worker(settings, log)
+            wanted, seen = {r.transaction_id for r in records}, set()
+            try:
+                deadline = time.monotonic() + 120
+                while seen != wanted and time.monotonic() < deadline:
+                    seen |= {
+                        decode(ScoredTransaction, raw).transaction.transaction_id
+                        for raw in await scored.read(1, timeout=60)
+                    }
+            finally:
+                again.terminate()
+                again.wait(timeout=60)
+        return failed_with, seen
+
+    failed_with, seen = asyncio.run(run_failure())
+
+    assert failed_with == 1, log.read_text()[-3000:]
+    assert "WRONGTYPE" in log.read_text()
+    assert seen == {r.transaction_id for r in records}
