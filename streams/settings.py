@@ -50,7 +50,7 @@ class Settings:
     topic_prefix: str = ""  # prepended to every topic name (isolates tests, tenants)
     partitions: int = 6
     batch_size: int = 500  # transactions scored together
-    batch_within: float = 0.002  # seconds a batch waits to fill (under load it fills first)
+    batch_within: float = 0.005  # seconds a batch waits to fill (under load it fills first)
     broker_session_timeout: float = 10.0
     broker_heartbeat_interval: float = 1.0
     broker_rebalance_timeout: float = 10.0
