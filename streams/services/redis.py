@@ -44,9 +44,6 @@ class LocalRedis:
                     "--port", str(self.settings.redis_port),
                     "--dir", str(self.data_dir.absolute()),
                     "--appendonly", "yes",  # feature state survives a restart
-                    # the log is compacted (a forked child using a full core for seconds) when
-                    # it doubles; from 64 MB that was every ~90 s at 2,000 tx/s on 2 cores
-                    "--auto-aof-rewrite-min-size", "1gb",
                     "--save", "",
                     "--daemonize", "no",
                 ]
