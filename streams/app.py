@@ -260,7 +260,8 @@ def build_app(
 
     scored_name, dead_letters = settings.topic(SCORED.name), topic(DEAD_LETTERS.name)
 
-    saving: collections.deque[asyncio.Future[None]] = collections.deque()  # batches storing
+    # scored batches whose state is being stored, oldest first, with the store's future
+    storing: collections.deque[tuple[BatchResult, asyncio.Future[None]]] = collections.deque()
     saver = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="feature-state")
     outputs = BatchSender(app, scored_name)
 
@@ -268,7 +269,6 @@ def build_app(
         # A batch's state is stored in a thread while the next batch is scored, unless the
         # next reads what it changes; the batch is acknowledged (its offsets committable)
         # once its outputs are sent and its state stored.
-        unsaved: collections.deque[BatchResult] = collections.deque()  # aligned with saving
         while True:
             batch = await inbox.take()
             decoded = parts.pipeline.decode(
@@ -283,8 +283,8 @@ def build_app(
                     for message in batch
                 ]
             )
-            while unsaved and any(parts.pipeline.reads_unsaved(decoded, u) for u in unsaved):
-                await saved_oldest(unsaved)
+            while any(parts.pipeline.reads_unsaved(decoded, unsaved) for unsaved, _ in storing):
+                await stored_oldest()
             result = parts.pipeline.score(decoded)
             await outputs.send(result.encoded())
             for letter in result.dead_letters:
@@ -292,20 +292,18 @@ def build_app(
                 logger.warning("dead letter %s[%s: %s", letter.origin_topic, where, letter.error)
                 await dead_letters.send(value=encode(letter))
             parts.metrics.observe_batch(result, utc_now())  # its outputs are out
-            while len(unsaved) >= MAX_UNSAVED_BATCHES:
-                await saved_oldest(unsaved)
-            saving.append(store_state(inbox, batch, result))
-            unsaved.append(result)
-            while saving and saving[0].done():
-                await saved_oldest(unsaved)
+            while len(storing) >= MAX_UNSAVED_BATCHES:
+                await stored_oldest()
+            storing.append((result, store_state(inbox, batch, result)))
+            while storing and storing[0][1].done():
+                await stored_oldest()
 
-    async def saved_oldest(unsaved: collections.deque[BatchResult]) -> None:
+    async def stored_oldest() -> None:
         """Wait for the oldest batch being stored; a failed store stops the scorer."""
         try:
-            await saving[0]
+            await storing[0][1]
         finally:
-            saving.popleft()
-            unsaved.popleft()
+            storing.popleft()
 
     def store_state(
         inbox: BatchInbox, batch: list[Message], result: BatchResult
@@ -346,7 +344,7 @@ def build_app(
         sender: object, /, *args: object, signal: object, **kwargs: object
     ) -> None:
         # cards follow their partitions: after a rebalance another worker may have moved on
-        for pending in list(saving):
+        for _, pending in list(storing):
             with contextlib.suppress(Exception):  # the agent reports its own failure
                 await asyncio.shield(pending)
         parts.engine.store.forget()

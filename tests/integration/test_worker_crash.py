@@ -109,6 +109,7 @@ def test_a_scorer_that_fails_stops_its_worker_and_its_batch_is_scored_after_a_re
         key = f"{prefix}:terminal:{alone.terminal_id}"
         client.hset(key, "not", "a ring")
     log = tmp_path / "worker.log"
+    wanted = {r.transaction_id for r in records}
 
     async def run_failure() -> tuple[int, set[str]]:  # the first worker's exit code, ids scored
         await create_topics(settings)
@@ -123,7 +124,7 @@ def test_a_scorer_that_fails_stops_its_worker_and_its_batch_is_scored_after_a_re
             failed_with = worker.wait()
             client.delete(key)
             again = spawn_worker(settings, log)
-            wanted, seen = {r.transaction_id for r in records}, set()
+            seen: set[str] = set()
             try:
                 deadline = time.monotonic() + 120
                 while seen != wanted and time.monotonic() < deadline:
@@ -140,4 +141,4 @@ def test_a_scorer_that_fails_stops_its_worker_and_its_batch_is_scored_after_a_re
 
     assert failed_with == 1, log.read_text()[-3000:]
     assert "WRONGTYPE" in log.read_text()
-    assert seen == {r.transaction_id for r in records}
+    assert seen == wanted
