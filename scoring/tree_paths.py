@@ -16,7 +16,10 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-DENSE_ROWS = 16  # up to this many rows the leaves' vectors are gathered, not multiplied
+# up to this many rows the leaves' vectors are gathered, not multiplied: for 300 trees the
+# gather copies ~10,000 numbers a row, so the sparse product wins from ~5 rows (measured:
+# 10 rows 240 -> 167 us, 16 rows 337 -> 188 us; 1 row 33 us gathered, 98 us multiplied)
+DENSE_ROWS = 4
 
 
 class PathAttribution:

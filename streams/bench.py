@@ -266,6 +266,7 @@ async def _faust_noop(
     """The no-op agent; with ``produce``, the scorer's own batching and output path around
     no scoring at all (what Faust and Kafka cost a scoring worker before it does anything)."""
     name = f"bench-{'pass' if produce else 'noop'}-{run}"
+    (settings.home / "faust").mkdir(parents=True, exist_ok=True)  # a fresh home has none
     extra: dict[str, Any] = {"Monitor": monitor} if monitor is not None else {}
     app = faust.App(
         name, broker=f"kafka://{settings.kafka_bootstrap}", store="memory://",

@@ -10,6 +10,7 @@ same machine in the same run (raw aiokafka, a no-op Faust agent, a trivial FastA
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -112,7 +113,9 @@ def drift_to_champion(base: Settings, say: Callable[[str], None]) -> list[BenchR
     from streams.demo import DemoPlan, demo_settings, run_loop
 
     run = f"bench{datetime.now(UTC):%Y%m%d%H%M%S}"
-    settings = demo_settings(base, run)
+    # a model name of its own: the loop promotes, and the next report's stream and REST
+    # stages must score with the same champion as this one's, not with what this loop made
+    settings = dataclasses.replace(demo_settings(base, run), model_name=f"{base.model_name}-{run}")
     plan = DemoPlan.default()
     home = settings.home / "demo" / run
     result = run_loop(settings, plan, home / "data", home / "logs", say, time.monotonic())

@@ -131,6 +131,22 @@ def test_keys_are_required_and_scoped() -> None:
     assert client.get("/health").json() == {"status": "ok"}
 
 
+def test_predict_documents_the_key_and_headers_it_reads_itself() -> None:
+    """/predict reads its key and Idempotency-Key without FastAPI's dependencies, so its
+    OpenAPI entry is written by hand: it must say what /predict/batch says."""
+    document = Harness().client.app.openapi()
+    predict = document["paths"]["/predict"]["post"]
+    batch = document["paths"]["/predict/batch"]["post"]
+
+    assert predict["security"] == batch["security"] == [{"APIKeyHeader": []}]
+    assert predict["parameters"] == batch["parameters"]
+    assert [p["name"] for p in predict["parameters"]] == ["idempotency-key"]
+    assert document["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
+    assert predict["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Transaction"
+    }
+
+
 def test_labels_go_to_the_labels_topic_keyed_by_transaction() -> None:
     harness = Harness()
     label = {"transaction_id": "h1", "is_fraud": True, "labelled_at": "2026-03-09T00:00:00Z"}
