@@ -61,6 +61,7 @@ logger = logging.getLogger(__name__)
 
 LAG_INTERVAL_S = 5.0
 MAX_UNSAVED_BATCHES = 2  # scored batches whose state is still being stored
+CRASH_EXIT_AFTER_S = 20.0  # a crashed worker that has not stopped by then exits (1)
 
 
 @dataclasses.dataclass
@@ -319,6 +320,10 @@ def build_app(
                 # never acknowledged; the worker stops now, not when the next batch comes
                 logger.error("storing a batch's feature state failed, the worker stops: %s", error)
                 app.add_future(app.crash(error))
+                # a worker that holds its partitions without scoring them is worse than none:
+                # if Faust's shutdown has not ended the process by then, it exits here (its
+                # uncommitted batches are scored again by the next owner, as after kill -9)
+                asyncio.get_running_loop().call_later(CRASH_EXIT_AFTER_S, os._exit, 1)
                 return
             inbox.acknowledge(batch)
             parts.metrics.held_writes.set(parts.features.held_transactions)

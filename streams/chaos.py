@@ -126,6 +126,14 @@ class Outputs:
                 if self.fallback == fallback:
                     self.arrivals.append(now)
 
+    async def first(self, timeout: float) -> None:
+        """Wait until some output has come (the worker is up and scoring)."""
+        deadline = time.monotonic() + timeout
+        while not self.scored and time.monotonic() < deadline:
+            if self.task is not None and self.task.done():
+                self.task.result()
+            await asyncio.sleep(0.1)
+
     async def until(self, ids: set[bytes], dead: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not (
@@ -319,7 +327,8 @@ async def _outage(
     settings: Settings, logs: Path, name: str, count: int, rate: float,
     stop: Callable[[], object], start: Callable[[], object], down_s: float,
 ) -> tuple[list[tuple[bytes, bytes]], set[bytes], Outputs, float, bool]:  # fmt: skip
-    """A worker scores ``count`` transactions at ``rate``; a third of the way in ``stop`` runs,
+    """A worker scores ``count`` transactions at ``rate``; a third of the way in (counted
+    from its first output: an outage while it starts is another scenario) ``stop`` runs,
     ``down_s`` later ``start``. Returns the items, their ids, the outputs, when the service
     was back and whether the worker lived throughout."""
     items = _transactions(count)
@@ -329,7 +338,9 @@ async def _outage(
     try:
         async with Outputs(settings) as outputs:
             sending = asyncio.create_task(publish(settings, items, rate))
-            await asyncio.sleep(count / rate / 3)
+            started = time.monotonic()
+            await outputs.first(timeout=120)
+            await asyncio.sleep(max(0.0, count / rate / 3 - (time.monotonic() - started)))
             await asyncio.to_thread(stop)
             await asyncio.sleep(down_s)
             await asyncio.to_thread(start)
