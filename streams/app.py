@@ -208,7 +208,6 @@ def freeze_loaded_objects() -> None:
 
 def faust_app(settings: Settings, app_id: str, **overrides: Any) -> App:
     """A Faust app on our broker: no web server, topics made up front, short group timeouts."""
-    (settings.home / "faust").mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {
         "broker": f"kafka://{settings.kafka_bootstrap}",
         "store": "memory://",
@@ -220,7 +219,7 @@ def faust_app(settings: Settings, app_id: str, **overrides: Any) -> App:
         "broker_session_timeout": settings.broker_session_timeout,
         "broker_heartbeat_interval": settings.broker_heartbeat_interval,
         "broker_rebalance_timeout": settings.broker_rebalance_timeout,
-        "datadir": str(settings.home / "faust" / app_id),
+        "datadir": settings.faust_datadir(app_id),
         "Monitor": QuietMonitor,
     }
     return App(app_id, **{**options, **overrides})

@@ -266,7 +266,6 @@ async def _faust_noop(
     """The no-op agent; with ``produce``, the scorer's own batching and output path around
     no scoring at all (what Faust and Kafka cost a scoring worker before it does anything)."""
     name = f"bench-{'pass' if produce else 'noop'}-{run}"
-    (settings.home / "faust").mkdir(parents=True, exist_ok=True)  # a fresh home has none
     extra: dict[str, Any] = {"Monitor": monitor} if monitor is not None else {}
     app = faust.App(
         name, broker=f"kafka://{settings.kafka_bootstrap}", store="memory://",
@@ -274,7 +273,7 @@ async def _faust_noop(
         broker_session_timeout=settings.broker_session_timeout,
         broker_heartbeat_interval=settings.broker_heartbeat_interval,
         broker_rebalance_timeout=settings.broker_rebalance_timeout,
-        datadir=str(settings.home / "faust" / name), producer_max_batch_size=1_000_000,
+        datadir=settings.faust_datadir(name), producer_max_batch_size=1_000_000,
         **extra,
     )  # fmt: skip
     await ensure_topics(settings.kafka_bootstrap, {f"{name}-__assignor-__leader": 1})

@@ -128,25 +128,29 @@ class Outputs:
 
     async def first(self, timeout: float) -> None:
         """Wait until some output has come (the worker is up and scoring)."""
-        deadline = time.monotonic() + timeout
-        while not self.scored and time.monotonic() < deadline:
-            if self.task is not None and self.task.done():
-                self.task.result()
-            await asyncio.sleep(0.1)
+        await self._wait(lambda: bool(self.scored), timeout)
 
     async def until(self, ids: set[bytes], dead: int, timeout: float) -> None:
+        def arrived() -> bool:
+            return (
+                len(self.scored) >= len(ids)  # cheap first: a subset test of 1,000,000 ids is not
+                and ids <= self.scored.keys()
+                and len(self.dead_letters) >= dead
+            )
+
+        if await self._wait(arrived, timeout):
+            await asyncio.sleep(2.0)  # anything still on its way is a duplicate to count
+
+    async def _wait(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Whether ``done`` came true within ``timeout``."""
         deadline = time.monotonic() + timeout
-        while not (
-            len(self.scored) >= len(ids)  # cheap first: a subset test of 1,000,000 ids is not
-            and ids <= self.scored.keys()
-            and len(self.dead_letters) >= dead
-        ):
+        while not done():
             if self.task is not None and self.task.done():
                 self.task.result()  # the reader failed: its error, not a count of "lost"
             if time.monotonic() > deadline:
-                return
+                return False
             await asyncio.sleep(0.2)
-        await asyncio.sleep(2.0)  # anything still on its way is a duplicate to count
+        return True
 
     def longest_stop_after(self, faults: list[float]) -> float:
         """For each fault (or a fault's end), how long until the model decided outputs again;

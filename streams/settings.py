@@ -106,6 +106,13 @@ class Settings:
     def reports_dir(self) -> Path:
         return self.home / "reports"
 
+    def faust_datadir(self, app_id: str) -> str:
+        """Where Faust keeps ``app_id``'s local files. Faust makes only the last folder, so
+        the parent is made here (a fresh home has none)."""
+        parent = self.home / "faust"
+        parent.mkdir(parents=True, exist_ok=True)
+        return str(parent / app_id)
+
     @property
     def model_cache_file(self) -> Path:
         return self.home / "models" / f"{self.app_id}-{self.model_name}.pkl"

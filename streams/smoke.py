@@ -43,7 +43,6 @@ def build_echo_app(
     settings: Settings, app_id: str, source: str, sink: str, partitions: int
 ) -> faust.App:
     """A Faust app whose one agent copies each JSON record from ``source`` to ``sink``, marked."""
-    (settings.home / "faust").mkdir(parents=True, exist_ok=True)
     app = faust.App(
         app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -55,7 +54,7 @@ def build_echo_app(
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
         broker_rebalance_timeout=10.0,
-        datadir=str(settings.home / "faust" / app_id),
+        datadir=settings.faust_datadir(app_id),
     )
     source_topic = app.topic(
         source, value_serializer="raw", key_serializer="raw", partitions=partitions
