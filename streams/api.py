@@ -176,10 +176,11 @@ def spawn_api(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
 def serve(settings: Settings) -> None:
     import uvicorn
 
-    from streams.app import freeze_loaded_objects
+    from streams.app import freeze_loaded_objects, schedule_full_collections
 
     app = build(settings)
     freeze_loaded_objects()
+    schedule_full_collections()
     uvicorn.run(
         app,
         host=settings.api_host,

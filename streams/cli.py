@@ -325,7 +325,14 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     import faust
     import uvloop
 
-    from streams.app import build_app, create_topics, freeze_loaded_objects, group_id, make_parts
+    from streams.app import (
+        build_app,
+        create_topics,
+        freeze_loaded_objects,
+        group_id,
+        make_parts,
+        schedule_full_collections,
+    )
 
     _limit_registry_retries()
     agents = tuple(a.strip() for a in args.agents.split(",") if a.strip())
@@ -345,6 +352,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     )
     app = build_app(settings, parts, agents)
     freeze_loaded_objects()
+    schedule_full_collections()
     # libuv's event loop: Faust spends most of a message's cost in asyncio machinery
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     faust.Worker(

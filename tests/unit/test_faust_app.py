@@ -1,31 +1,37 @@
 """How our Faust apps are put together (no broker: nothing here connects)."""
 
 import asyncio
+import gc
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
 import faust
 
-from streams.app import faust_app
-from streams.consumer import DELIVERED, FETCH_MAX_WAIT_MS
+from streams.app import faust_app, schedule_full_collections
+from streams.consumer import DELIVERED, FETCH_MAX_WAIT_MS, FETCH_MIN_BYTES
 from streams.settings import Settings
 
 
-async def _fetch_wait_ms(app: faust.App) -> int:
+async def _fetch_limits(app: faust.App) -> tuple[int, int]:
+    """(max wait in ms, min bytes) of the fetches the app's consumer will send."""
     consumer = app.consumer._thread._create_consumer(loop=asyncio.get_running_loop())  # type: ignore[attr-defined]
     try:
-        return int(consumer._fetch_max_wait_ms)
+        return int(consumer._fetch_max_wait_ms), int(consumer._fetch_min_bytes)
     finally:
         await consumer.stop()
 
 
-def test_worker_fetches_wait_briefly_not_faust_s_one_and_a_half_seconds(tmp_path: Path) -> None:
-    # a fetch for quiet partitions only (model.updates) must not hold back the busy ones
+def test_worker_fetches_wait_briefly_for_a_few_kilobytes_not_as_faust_does(
+    tmp_path: Path,
+) -> None:
+    # a fetch for quiet partitions only (model.updates) must not hold back the busy ones, and
+    # a steady stream must not be fetched a message or two at a time
     ours = faust_app(Settings(home=tmp_path), "fetch-wait-ours")
     plain = faust.App("fetch-wait-plain", broker="kafka://127.0.0.1:1", datadir=str(tmp_path))
 
-    assert asyncio.run(_fetch_wait_ms(ours)) == FETCH_MAX_WAIT_MS == 10
-    assert asyncio.run(_fetch_wait_ms(plain)) == 1500  # what Faust sets; the reason for ours
+    assert asyncio.run(_fetch_limits(ours)) == (FETCH_MAX_WAIT_MS, FETCH_MIN_BYTES) == (5, 65536)
+    assert asyncio.run(_fetch_limits(plain)) == (1500, 1)  # Faust's (and aiokafka's) own
 
 
 def test_the_conductor_hands_inbox_topics_to_their_inbox_and_the_rest_to_faust(
@@ -55,3 +61,25 @@ def test_the_drain_loop_makes_no_task_for_an_inbox_delivery(tmp_path: Path) -> N
         return result, waiting.cr_frame is None  # closed without ever running
 
     assert asyncio.run(run()) == (None, True)
+
+
+def test_full_collections_run_on_their_schedule_not_when_allocations_say() -> None:
+    before = gc.get_threshold()
+    scheduled = threading.Event()
+
+    def watch(phase: str, info: dict) -> None:
+        on_schedule = threading.current_thread().name == "full-collections"
+        if phase == "stop" and info["generation"] == 2 and on_schedule:
+            scheduled.set()
+
+    gc.callbacks.append(watch)
+    try:
+        stop = schedule_full_collections(every_s=0.05)
+        young_and_middle, oldest = gc.get_threshold()[:2], gc.get_threshold()[2]
+        assert scheduled.wait(timeout=5.0)
+        stop.set()
+    finally:
+        gc.callbacks.remove(watch)
+        gc.set_threshold(*before)
+    assert young_and_middle == before[:2]  # young generations as before
+    assert oldest >= 2**31 - 1  # allocations never trigger a full collection
