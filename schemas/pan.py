@@ -49,11 +49,14 @@ def redact_pans(raw: bytes) -> bytes:
 # separator), standing on its own: not part of a word or a hex id, not next to a decimal
 # point, not inside a longer run of separated numbers. Epoch milliseconds ("17..."), run ids,
 # the long decimals of a model file and the space-separated counts of its trees are not
-# findings.
+# findings. The pattern starts with the first digit and looks behind it from there: a
+# pattern that starts with an assertion is tried at every byte, one that starts with a
+# character class lets the engine skip to the candidates (2.5-3 x faster on scored outputs,
+# which a scan of the test suite's topics reads 1.5 million of).
 _PAN_IN_DATA = re.compile(
-    rb"(?<![\w.])(?<!\d[ -])(?:[2-6]\d{12,18}"
-    rb"|[2-6]\d{3}([ -])\d{4}\1\d{4}\1\d{1,4}(?:\1\d{1,3})?"
-    rb"|3\d{3}([ -])\d{6}\2\d{5})(?![\w.])(?![ -]\d)"
+    rb"[2-6](?<![\w.][2-6])(?<!\d[ -][2-6])(?:\d{12,18}"
+    rb"|\d{3}([ -])\d{4}\1\d{4}\1\d{1,4}(?:\1\d{1,3})?"
+    rb"|(?<=3)\d{3}([ -])\d{6}\2\d{5})(?![\w.])(?![ -]\d)"
 )
 
 
