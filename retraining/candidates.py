@@ -33,6 +33,10 @@ def make_estimator(kind: ModelKind, seed: int, negatives_per_positive: float) ->
             n_estimators=100,
             max_depth=12,
             min_samples_leaf=10,
+            # each tree on a bootstrap of half the rows: half the fit time (22 -> 13 s on the
+            # demo's 58,000-row retrain); AUC / average precision there 0.959 / 0.570 ->
+            # 0.953 / 0.647, on the demo's history 0.954 / 0.244 -> 0.948 / 0.229
+            max_samples=0.5,
             class_weight="balanced_subsample",
             n_jobs=1,
             random_state=seed,
@@ -62,7 +66,13 @@ def estimator_params(kind: ModelKind, estimator: Any) -> dict[str, Any]:
     model = estimator[-1] if kind == "logistic_regression" else estimator
     wanted = {
         "logistic_regression": ("C", "class_weight", "max_iter"),
-        "random_forest": ("n_estimators", "max_depth", "min_samples_leaf", "class_weight"),
+        "random_forest": (
+            "n_estimators",
+            "max_depth",
+            "min_samples_leaf",
+            "max_samples",
+            "class_weight",
+        ),
         "lightgbm": (
             "n_estimators",
             "learning_rate",

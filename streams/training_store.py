@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import fsspec
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from schemas.events import Label
 from schemas.scored import ScoredTransaction
@@ -88,11 +90,11 @@ class TrainingStore:
         files = sorted(self.fs.glob(f"{self.path}/{kind}/date=*/*.parquet"))
         if not files:
             return pd.DataFrame()
-        frames = []
-        for name in files:
-            with self.fs.open(name, "rb") as handle:
-                frames.append(pd.read_parquet(handle))
-        return pd.concat(frames, ignore_index=True)
+        # one Arrow table a file, joined once: a store holds a file per batch and date
+        # (hundreds to thousands), and pandas per file cost ~5 ms each; a column that is all
+        # null in one file takes its type from the others
+        tables = [pq.read_table(name, filesystem=self.fs) for name in files]
+        return pa.concat_tables(tables, promote_options="default").to_pandas()
 
 
 def _scored_row(event: dict) -> dict[str, object]:

@@ -61,3 +61,25 @@ def test_labels_round_trip(tmp_path: Path) -> None:
     frame = store.read_labels()
     assert frame["transaction_id"].tolist() == ["tx-0", "tx-1", "tx-2", "tx-3"]
     assert frame["is_fraud"].tolist() == [True, False, True, False]
+
+
+def test_a_batch_without_the_optional_fields_reads_together_with_one_that_has_them(
+    tmp_path: Path,
+) -> None:
+    store = TrainingStore(str(tmp_path))
+    scored = scored_batch(20)
+    bare = [
+        s.model_copy(update={"transaction": s.transaction.model_copy(update={
+            "customer_id": None, "country": None, "latitude": None, "longitude": None})})
+        for s in scored[:10]
+    ]  # fmt: skip
+
+    store.write_scored(bare, "transactions.scored-0-0-9")  # these columns all null in a file
+    store.write_scored(scored[10:], "transactions.scored-0-10-19")
+    frame = store.read_scored()
+
+    assert len(frame) == 20 and frame["country"].isna().sum() == 10
+    by_id = frame.set_index("transaction_id")
+    for s in scored[10:]:
+        assert by_id.loc[s.transaction.transaction_id, "country"] == s.transaction.country
+        assert by_id.loc[s.transaction.transaction_id, "customer_id"] == s.transaction.customer_id
