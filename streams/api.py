@@ -176,11 +176,10 @@ def spawn_api(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
 def serve(settings: Settings) -> None:
     import uvicorn
 
-    from streams.app import freeze_loaded_objects, schedule_full_collections
+    from streams.app import settle_collector
 
     app = build(settings)
-    freeze_loaded_objects()
-    schedule_full_collections()
+    settle_collector()
     uvicorn.run(
         app,
         host=settings.api_host,

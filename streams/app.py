@@ -233,6 +233,14 @@ def schedule_full_collections(every_s: float = FULL_COLLECTION_EVERY_S) -> threa
     return stop
 
 
+def settle_collector() -> threading.Event:
+    """For a long-running server, once loaded: freeze what it has loaded and collect the
+    oldest generation on a schedule (``freeze_loaded_objects``,
+    ``schedule_full_collections``); setting the returned event stops the schedule."""
+    freeze_loaded_objects()
+    return schedule_full_collections()
+
+
 def faust_app(settings: Settings, app_id: str, **overrides: Any) -> App:
     """A Faust app on our broker: no web server, topics made up front, short group timeouts."""
     options: dict[str, Any] = {
@@ -330,6 +338,14 @@ def build_app(
         while storing and storing[0][1].done():
             await stored_oldest()
 
+    def crash(error: BaseException) -> None:
+        """Stop the worker (exit 1). A worker that holds its partitions without scoring them
+        is worse than none: if Faust's shutdown has not ended the process
+        ``CRASH_EXIT_AFTER_S`` later, it exits here (its uncommitted batches are scored again
+        by the next owner, as after kill -9)."""
+        app.add_future(app.crash(error))
+        asyncio.get_running_loop().call_later(CRASH_EXIT_AFTER_S, os._exit, 1)
+
     async def stored_oldest() -> None:
         """Wait for the oldest batch being stored; a failed store stops the scorer."""
         try:
@@ -350,11 +366,7 @@ def build_app(
             if (error := done.exception()) is not None:
                 # never acknowledged; the worker stops now, not when the next batch comes
                 logger.error("storing a batch's feature state failed, the worker stops: %s", error)
-                app.add_future(app.crash(error))
-                # a worker that holds its partitions without scoring them is worse than none:
-                # if Faust's shutdown has not ended the process by then, it exits here (its
-                # uncommitted batches are scored again by the next owner, as after kill -9)
-                asyncio.get_running_loop().call_later(CRASH_EXIT_AFTER_S, os._exit, 1)
+                crash(error)
                 return
             inbox.acknowledge(batch)
             parts.metrics.held_writes.set(parts.features.held_transactions)
@@ -397,7 +409,11 @@ def build_app(
 
         @app.task
         async def score_transactions() -> None:
-            await score(inbox)  # if it fails, Faust crashes the worker (exit 1)
+            try:
+                await score(inbox)
+            except Exception as error:
+                crash(error)
+                raise
 
         @app.timer(interval=CHALLENGER_EVERY_S)
         async def follow_challenger() -> None:

@@ -328,10 +328,9 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from streams.app import (
         build_app,
         create_topics,
-        freeze_loaded_objects,
         group_id,
         make_parts,
-        schedule_full_collections,
+        settle_collector,
     )
 
     _limit_registry_retries()
@@ -351,8 +350,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         "serving %s/%s%s", model.name, model.version, " (rules fallback)" if model.fallback else ""
     )
     app = build_app(settings, parts, agents)
-    freeze_loaded_objects()
-    schedule_full_collections()
+    settle_collector()
     # libuv's event loop: Faust spends most of a message's cost in asyncio machinery
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     faust.Worker(
