@@ -29,15 +29,27 @@ class TrainedModel:
     feature_mean: np.ndarray  # of the training rows, for the forest's contributions
     feature_std: np.ndarray
     _paths: PathAttribution | None = dataclasses.field(default=None, repr=False, compare=False)
+    _importances: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_paths": None}  # rebuilt on first use, not stored
+        # rebuilt on first use, not stored
+        return {**self.__dict__, "_paths": None, "_importances": None}
+
+    def importances(self) -> np.ndarray:
+        """The forest's feature importances, computed once: sklearn's property walks every
+        tree (through joblib) on each read - 27 % of a demo worker's time when it was read
+        per batch."""
+        if self._importances is None:
+            self._importances = np.asarray(self.estimator.feature_importances_)
+        return self._importances
 
     def predict_proba(self, rows: np.ndarray) -> np.ndarray:
         if self.kind == "lightgbm":
             return np.asarray(
                 self.estimator.booster_.predict(rows, num_threads=1), dtype=np.float64
             )
+        if self.kind == "random_forest":
+            return _forest_proba(self.estimator, rows)
         return np.asarray(self.estimator.predict_proba(rows)[:, 1], dtype=np.float64)
 
     def paths(self) -> PathAttribution:
@@ -61,7 +73,7 @@ class TrainedModel:
         if self.kind == "logistic_regression":
             scaler, regression = self.estimator[0], self.estimator[-1]
             return ((rows - scaler.mean_) / scaler.scale_) * regression.coef_[0]
-        return np.abs(standardised) * self.estimator.feature_importances_
+        return np.abs(standardised) * self.importances()
 
     @classmethod
     def fit_summary(
@@ -69,3 +81,16 @@ class TrainedModel:
     ) -> TrainedModel:
         std = rows.std(axis=0)
         return cls(kind, estimator, feature_names, rows.mean(axis=0), np.where(std > 0, std, 1.0))
+
+
+def _forest_proba(forest: Any, rows: np.ndarray) -> np.ndarray:
+    """``forest.predict_proba(rows)[:, 1]``, bit for bit (the same trees, summed in the same
+    order, then divided), without joblib's per-call machinery around the trees: on a 100-tree
+    forest 9.7 -> 1.5 ms for one row, 11.3 -> 1.6 ms for 14, 21 -> 5.3 ms for 500. A scorer
+    calls it once a batch, and a REST call's batch is a few rows."""
+    features = np.asarray(rows, dtype=np.float32)  # what the trees are fitted on
+    total = np.zeros((len(features), len(forest.classes_)))
+    for tree in forest.estimators_:
+        total += tree.predict_proba(features, check_input=False)
+    total /= len(forest.estimators_)
+    return np.asarray(total[:, 1], dtype=np.float64)

@@ -44,6 +44,8 @@ class ModelScorer:
     def __post_init__(self) -> None:
         if self.model.kind == "lightgbm" and self.model.estimator is not None:
             self.model.paths()  # built at load (~0.1 s), not by the first batch it scores
+        if self.model.kind == "random_forest" and self.model.estimator is not None:
+            self.model.importances()
 
     def score(self, rows: np.ndarray) -> ScoreBatch:
         if self.model.feature_names != FEATURE_NAMES:

@@ -31,6 +31,7 @@ from sklearn.metrics import average_precision_score
 from schemas.events import Severity
 from scoring.features.redis_store import RedisFeatureStore
 from streams.app import create_topics, group_id, spawn_worker
+from streams.kafka_admin import until_consuming
 from streams.loop import LoopState, LoopWatcher
 from streams.settings import Settings, to_env
 from streams.simulator.generator import SimulationConfig, simulate
@@ -161,6 +162,11 @@ def run_loop(
     }
     try:
         processes["api"] = spawn_api(settings, logs / "api.log")
+        # the stream starts once both workers hold their partitions, not during their start
+        # (seconds here); the first seconds still score slower, while the worker's card
+        # cache fills from Redis
+        asyncio.run(until_consuming(settings.kafka_bootstrap, [
+            group_id(settings, SCORING_AGENTS), group_id(settings, SINK_AGENTS)]))  # fmt: skip
         say(
             f"[{_clock(began)}] started: a scoring worker ({', '.join(SCORING_AGENTS)}), "
             f"a sink worker ({', '.join(SINK_AGENTS)}), the trainer and the API; logs in {logs}"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.kafka_admin import ensure_topics
+from streams.kafka_admin import ensure_topics, until_consuming
 from streams.services.kafka_probe import probe
 
 
@@ -54,3 +55,28 @@ def test_produce_consume_round_trip_keeps_every_record_and_per_key_order(
     assert sorted(received) == sorted(sent)
     for key in {key for key, _ in sent}:
         assert [v for k, v in received if k == key] == [v for k, v in sent if k == key]
+
+
+def test_until_consuming_waits_for_a_member_with_partitions(kafka_bootstrap: str) -> None:
+    run = uuid.uuid4().hex[:8]
+    topic, group, nobody = f"it.consuming.{run}", f"it-consuming-{run}", f"it-nobody-{run}"
+
+    async def wait() -> None:
+        await ensure_topics(kafka_bootstrap, {topic: 2})
+        with pytest.raises(TimeoutError, match=nobody):
+            await until_consuming(kafka_bootstrap, [nobody], timeout=1.0)
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, group_id=group)
+        await consumer.start()
+        try:
+            async with asyncio.timeout(60):
+                while not consumer.assignment():  # joins the group on its first fetch
+                    await consumer.getmany(timeout_ms=200)
+            await until_consuming(kafka_bootstrap, [group], timeout=30.0)
+            with pytest.raises(TimeoutError, match=f"group\\(s\\) {nobody} after"):
+                await until_consuming(kafka_bootstrap, [group, nobody], timeout=1.0)
+        finally:
+            await consumer.stop()
+        with pytest.raises(TimeoutError, match=group):  # left: the group is empty again
+            await until_consuming(kafka_bootstrap, [group], timeout=1.0)
+
+    asyncio.run(wait())
