@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,12 @@ def test_managed_process_stops_only_what_it_started(tmp_path: Path) -> None:
     )
     stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
+        # until the stranger has exec'd: between fork and exec its command line reads empty,
+        # which pid() rightly does not take as proof that the process is not ours
+        deadline = time.monotonic() + 10
+        while "time.sleep" not in Path(f"/proc/{stranger.pid}/cmdline").read_text():
+            assert time.monotonic() < deadline, "the stranger process never started"
+            time.sleep(0.01)
         assert ours.pid() == pid
         # a pid file naming a process without our marker is not ours, and is dropped
         other = ManagedProcess("other", tmp_path, "fraudstream-unit-marker")
