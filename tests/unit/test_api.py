@@ -268,3 +268,65 @@ def test_calls_in_the_same_turn_are_scored_together_one_card_per_group() -> None
     assert groups[:2] == [["a", "b", "d"], ["c", "e"]]
     assert alone == b"scored a" and groups[2] == ["a"]
     assert isinstance(failed, RuntimeError)
+
+
+def test_predict_is_answered_alike_directly_and_through_the_cors_stack() -> None:
+    """Without an Origin, /predict is answered before Starlette's stack (``app.direct``); a
+    browser's call with CORS open takes the stack. Both give the same answers."""
+    harness = Harness(cors_origins=("https://shop.example",), max_body_bytes=300)
+    app = harness.client.app
+    direct_calls = []
+    answer_directly = app.direct[("POST", "/predict")]
+
+    async def counted(scope: Any, receive: Any, send: Any) -> None:
+        direct_calls.append(scope["path"])
+        await answer_directly(scope, receive, send)
+
+    app.direct[("POST", "/predict")] = counted
+    browser = {"Origin": "https://shop.example"}
+    statuses = []
+    cases = [
+        (body(), PREDICT_KEY),  # scored
+        (body(amount=-5.0), PREDICT_KEY),  # 422
+        (body(), {}),  # 401
+        (body(customer_id="c" * 64, terminal_id="t" * 64, merchant_category="x" * 32), ALL_KEY),
+    ]
+    for sent, headers in cases:
+        direct = harness.client.post("/predict", json=sent, headers=headers)
+        stacked = harness.client.post("/predict", json=sent, headers={**headers, **browser})
+
+        statuses.append(direct.status_code)
+        assert direct.status_code == stacked.status_code
+        assert direct.headers["content-type"] == stacked.headers["content-type"]
+        assert stacked.headers["access-control-allow-origin"] == "https://shop.example"
+        assert "access-control-allow-origin" not in direct.headers
+        if direct.status_code == 200:
+            first, second = (decode(ScoredTransaction, r.content) for r in (direct, stacked))
+            assert (first.fraud_probability, first.features) == (
+                second.fraud_probability,
+                second.features,
+            )
+        else:
+            assert direct.json() == stacked.json()
+    assert statuses == [200, 422, 401, 413]
+    assert direct_calls == ["/predict"] * len(cases)
+
+
+def test_direct_predict_counts_its_calls_and_answers_a_failure_with_a_500() -> None:
+    harness = Harness()
+
+    def unreachable(*args: Any) -> Any:
+        raise ConnectionError("Redis went away")
+
+    harness.client.post("/predict", json=body(), headers=PREDICT_KEY)
+    harness.client.post("/predict", json=body(amount="lots"), headers=PREDICT_KEY)
+    harness.pipeline.engine.store.read = unreachable  # type: ignore[method-assign]
+    failed = harness.client.post("/predict", json=body(), headers=PREDICT_KEY)
+    metrics = harness.client.get("/metrics").text
+
+    assert failed.status_code == 500
+    assert failed.json() == {"detail": "internal error; the call was not scored"}
+    for status in (200, 422, 500):
+        expected = f'fraudstream_api_requests_total{{route="/predict",status="{status}"}} 1.0'
+        assert expected in metrics
+    assert 'fraudstream_api_latency_seconds_count{route="/predict"} 3.0' in metrics
