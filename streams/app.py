@@ -338,11 +338,17 @@ def build_app(
         while storing and storing[0][1].done():
             await stored_oldest()
 
+    crashed: list[BaseException] = []
+
     def crash(error: BaseException) -> None:
         """Stop the worker (exit 1). A worker that holds its partitions without scoring them
         is worse than none: if Faust's shutdown has not ended the process
         ``CRASH_EXIT_AFTER_S`` later, it exits here (its uncommitted batches are scored again
-        by the next owner, as after kill -9)."""
+        by the next owner, as after kill -9). Once: a failed store comes here from its
+        callback and again from the scorer, which meets the same error."""
+        if crashed:
+            return
+        crashed.append(error)
         app.add_future(app.crash(error))
         asyncio.get_running_loop().call_later(CRASH_EXIT_AFTER_S, os._exit, 1)
 

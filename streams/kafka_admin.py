@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -60,11 +60,29 @@ async def _until_visible(
     admin: AIOKafkaAdminClient, names: list[str], timeout: float = 30.0
 ) -> None:
     """Wait until the broker's metadata lists the topics (it lags the controller briefly)."""
+
+    async def invisible() -> set[str]:
+        return set(names) - set(await _partition_counts(admin))
+
+    def failure(left: set[str]) -> Exception:
+        return TopicMismatch(f"topics {sorted(left)} not visible {timeout:.0f}s after creation")
+
+    await _poll_until(invisible, timeout, 0.1, failure)
+
+
+async def _poll_until(
+    missing: Callable[[], Awaitable[set[str]]],
+    timeout: float,
+    every: float,
+    failure: Callable[[set[str]], Exception],
+) -> None:
+    """Ask ``missing`` every ``every`` seconds until it names nothing; past ``timeout``,
+    raise ``failure`` of what it still names."""
     deadline = asyncio.get_running_loop().time() + timeout
-    while not set(names) <= set(await _partition_counts(admin)):
+    while left := await missing():
         if asyncio.get_running_loop().time() > deadline:
-            raise TopicMismatch(f"topics {names} not visible {timeout:.0f}s after creation")
-        await asyncio.sleep(0.1)
+            raise failure(left)
+        await asyncio.sleep(every)
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient) -> dict[str, int]:
@@ -82,26 +100,30 @@ async def until_consuming(bootstrap: str, groups: list[str], timeout: float = 12
     worker's start (several seconds here: imports, the model, the group join)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     await admin.start()
+
+    async def without_consumer() -> set[str]:
+        return {name for name in groups if not await _stable_with_member(admin, name)}
+
+    def failure(left: set[str]) -> Exception:
+        return TimeoutError(
+            f"no consumer in group(s) {', '.join(sorted(left))} after {timeout:.0f}s"
+        )
+
     try:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            ready = set()
-            for name in groups:
-                # one group a request: aiokafka 0.14 reads a DescribeGroups v3 answer with the
-                # v2 layout (no authorized_operations after each group), so a second group
-                # in the same answer is misread; the last group's extra field is ignored
-                [response] = await admin.describe_consumer_groups([name])
-                for group in response.to_object()["groups"]:
-                    if group["group"] == name and group["state"] == "Stable" and group["members"]:
-                        ready.add(name)
-            if ready >= set(groups):
-                return
-            if asyncio.get_running_loop().time() > deadline:
-                waiting = ", ".join(sorted(set(groups) - ready))
-                raise TimeoutError(f"no consumer in group(s) {waiting} after {timeout:.0f}s")
-            await asyncio.sleep(0.2)
+        await _poll_until(without_consumer, timeout, 0.2, failure)
     finally:
         await admin.close()
+
+
+async def _stable_with_member(admin: AIOKafkaAdminClient, name: str) -> bool:
+    # one group a request: aiokafka 0.14 reads a DescribeGroups v3 answer with the v2 layout
+    # (no authorized_operations after each group), so a second group in the same answer is
+    # misread; the last group's extra field is ignored
+    [response] = await admin.describe_consumer_groups([name])
+    return any(
+        group["group"] == name and group["state"] == "Stable" and group["members"]
+        for group in response.to_object()["groups"]
+    )
 
 
 async def topic_partitions(bootstrap: str) -> dict[str, int]:
