@@ -322,7 +322,7 @@ def build_api(config: ApiConfig, parts: ApiParts) -> FastAPI:
         try:
             body = await _body_within(receive, declared, config.max_body_bytes)
             if body is None:
-                answer = _problem(413, _too_large_detail(config.max_body_bytes))
+                answer = _too_large(config.max_body_bytes)
             else:
                 answer = await predict_answer(secret, token, body)
         except _Disconnected:
@@ -331,14 +331,10 @@ def build_api(config: ApiConfig, parts: ApiParts) -> FastAPI:
             logger.exception("POST /predict failed")
             answer = _problem(500, "internal error; the call was not scored")
         try:
-            await send(
-                {"type": "http.response.start", "status": answer.status, "headers": answer.head()}
-            )
-            await send({"type": "http.response.body", "body": answer.body})
+            await answer.send(send)
             status = answer.status
         finally:
-            metrics.requests.labels("/predict", str(status)).inc()
-            metrics.latency.labels("/predict").observe(time.perf_counter() - started)
+            metrics.observe("/predict", status, time.perf_counter() - started)
 
     app.direct[("POST", "/predict")] = predict_directly
 
@@ -459,6 +455,10 @@ class _Answer:
         headers = {name.decode(): value.decode() for name, value in self.headers}
         return Response(self.body, self.status, headers, media_type="application/json")
 
+    async def send(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.head()})
+        await send({"type": "http.response.body", "body": self.body})
+
 
 def _problem(status: int, detail: str) -> _Answer:
     return _Answer(status, orjson.dumps({"detail": detail}))
@@ -507,6 +507,10 @@ class _ApiMetrics:
             "The registry version this API serves, as a number (0: the rules fallback)",
             ["model"], registry=registry,
         )  # fmt: skip
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
 
 
 # What FastAPI would have documented for ``Depends(APIKeyHeader)`` and an optional
@@ -608,9 +612,8 @@ class _BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await _too_large(send, self.max_bytes)
+        if _declared_over(dict(scope["headers"]).get(b"content-length"), self.max_bytes):
+            await _too_large(self.max_bytes).send(send)
             return
         seen = 0
 
@@ -625,7 +628,7 @@ class _BodyLimit:
         try:
             await self.app(scope, limited, send)
         except _BodyTooLarge:
-            await _too_large(send, self.max_bytes)
+            await _too_large(self.max_bytes).send(send)
 
 
 class _Measure:
@@ -652,8 +655,7 @@ class _Measure:
             await self.app(scope, receive, sending)
         finally:
             path = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.requests.labels(path, str(status)).inc()
-            self.metrics.latency.labels(path).observe(time.perf_counter() - started)
+            self.metrics.observe(path, status, time.perf_counter() - started)
 
 
 class _BodyTooLarge(Exception):
@@ -664,19 +666,18 @@ class _Disconnected(Exception):
     pass
 
 
-def _too_large_detail(max_bytes: int) -> str:
-    return f"the body is larger than {max_bytes} bytes"
+def _too_large(max_bytes: int) -> _Answer:
+    return _problem(413, f"the body is larger than {max_bytes} bytes")
 
 
-async def _too_large(send: Send, max_bytes: int) -> None:
-    answer = _problem(413, _too_large_detail(max_bytes))
-    await send({"type": "http.response.start", "status": 413, "headers": answer.head()})
-    await send({"type": "http.response.body", "body": answer.body})
+def _declared_over(declared: bytes | None, max_bytes: int) -> bool:
+    """Whether a ``content-length`` announces more than ``max_bytes`` (or is not a number)."""
+    return declared is not None and (not declared.isdigit() or int(declared) > max_bytes)
 
 
 async def _body_within(receive: Receive, declared: bytes | None, max_bytes: int) -> bytes | None:
     """The request's body, or None when it is (announced or turns out) over ``max_bytes``."""
-    if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
+    if _declared_over(declared, max_bytes):
         return None
     chunks: list[bytes] = []
     size = 0

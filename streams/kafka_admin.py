@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -21,11 +23,20 @@ class TopicMismatch(RuntimeError):
     """An existing topic has another partition count than the one configured."""
 
 
-async def ensure_topics(bootstrap: str, partitions: Mapping[str, int]) -> list[str]:
-    """Create the missing topics; check existing ones. Returns the names that were created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+@asynccontextmanager
+async def admin_client(bootstrap: str, **options: Any) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client, closed on the way out."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **options)
     await admin.start()
     try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+async def ensure_topics(bootstrap: str, partitions: Mapping[str, int]) -> list[str]:
+    """Create the missing topics; check existing ones. Returns the names that were created."""
+    async with admin_client(bootstrap, request_timeout_ms=10_000) as admin:
         existing = {
             name: count
             for name, count in (await _partition_counts(admin)).items()
@@ -52,8 +63,6 @@ async def ensure_topics(bootstrap: str, partitions: Mapping[str, int]) -> list[s
             await _until_visible(admin, missing)
             logger.info("created topics %s", created)
         return created
-    finally:
-        await admin.close()
 
 
 async def _until_visible(
@@ -98,21 +107,18 @@ async def until_consuming(bootstrap: str, groups: list[str], timeout: float = 12
     """Wait until each consumer group is ``Stable`` with a member: its workers have joined
     and hold their partitions, so what is sent next is read at once, not queued behind a
     worker's start (several seconds here: imports, the model, the group join)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
-    await admin.start()
-
-    async def without_consumer() -> set[str]:
-        return {name for name in groups if not await _stable_with_member(admin, name)}
 
     def failure(left: set[str]) -> Exception:
         return TimeoutError(
             f"no consumer in group(s) {', '.join(sorted(left))} after {timeout:.0f}s"
         )
 
-    try:
+    async with admin_client(bootstrap, request_timeout_ms=10_000) as admin:
+
+        async def without_consumer() -> set[str]:
+            return {name for name in groups if not await _stable_with_member(admin, name)}
+
         await _poll_until(without_consumer, timeout, 0.2, failure)
-    finally:
-        await admin.close()
 
 
 async def _stable_with_member(admin: AIOKafkaAdminClient, name: str) -> bool:
@@ -128,9 +134,5 @@ async def _stable_with_member(admin: AIOKafkaAdminClient, name: str) -> bool:
 
 async def topic_partitions(bootstrap: str) -> dict[str, int]:
     """Partition counts of every topic on the broker."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with admin_client(bootstrap) as admin:
         return await _partition_counts(admin)
-    finally:
-        await admin.close()

@@ -15,9 +15,8 @@ import uuid
 import faust
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.kafka_admin import ensure_topics
+from streams.kafka_admin import admin_client, ensure_topics
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -134,14 +133,11 @@ async def _consume(bootstrap: str, topic: str, expected: int, timeout: float) ->
 
 
 async def _delete_topics(bootstrap: str, topics: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics(topics)
-    except Exception as error:
-        logger.warning("could not delete smoke topics %s: %s", topics, error)
-    finally:
-        await admin.close()
+    async with admin_client(bootstrap) as admin:
+        try:
+            await admin.delete_topics(topics)
+        except Exception as error:
+            logger.warning("could not delete smoke topics %s: %s", topics, error)
 
 
 def smoke(settings: Settings, count: int) -> SmokeResult:
