@@ -43,6 +43,7 @@ PREDICT, LABELS = "predict", "labels"  # what a key may do
 SCOPES = frozenset({PREDICT, LABELS})
 API_KEY_HEADER = "X-API-Key"
 IDEMPOTENCY = "Idempotency-Key"
+CLIENT_CLOSED = 499  # the status metrics give a call whose caller left before its body came
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 Publish = Callable[[str, bytes, bytes], Awaitable[None]]  # topic kind, key, value
@@ -325,8 +326,9 @@ def build_api(config: ApiConfig, parts: ApiParts) -> FastAPI:
                 answer = _too_large(config.max_body_bytes)
             else:
                 answer = await predict_answer(secret, token, body)
-        except _Disconnected:
-            return  # the caller went away before its body arrived: nothing to answer
+        except _Disconnected:  # the caller went away before its body arrived: no answer
+            metrics.observe("/predict", CLIENT_CLOSED, time.perf_counter() - started)
+            return
         except Exception:
             logger.exception("POST /predict failed")
             answer = _problem(500, "internal error; the call was not scored")
@@ -428,11 +430,26 @@ class _Api(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            direct = self.direct.get((scope["method"], scope["path"]))
+            direct = self.direct.get((scope["method"], _route_path(scope)))
             if direct is not None and not (self.cors and _names_origin(scope)):
                 await direct(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path the routes see: behind a proxy that mounts the API under a prefix (uvicorn's
+    ``--root-path``), ``scope["path"]`` starts with that prefix, as Starlette's routing
+    reads it.
+
+    >>> [_route_path({"path": "/api/predict", "root_path": "/api"}),
+    ...  _route_path({"path": "/apiary", "root_path": "/api"}), _route_path({"path": "/predict"})]
+    ['/predict', '/apiary', '/predict']
+    """
+    path, root = scope["path"], scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
+        return str(path[len(root) :])
+    return str(path)
 
 
 def _names_origin(scope: Scope) -> bool:

@@ -6,9 +6,8 @@ import asyncio
 import uuid
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.kafka_admin import TopicMismatch, ensure_topics
+from streams.kafka_admin import TopicMismatch, ensure_topics, topic_partitions
 from streams.smoke import run_smoke
 from tests.conftest import Endpoints
 
@@ -30,17 +29,8 @@ def test_topics_are_created_with_fixed_partitions_and_a_mismatch_is_refused(
 ) -> None:
     topic = f"it.partitions.{uuid.uuid4().hex[:8]}"
 
-    async def partitions_of(name: str) -> int:
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        await admin.start()
-        try:
-            (described,) = await admin.describe_topics([name])
-            return len(described["partitions"])
-        finally:
-            await admin.close()
-
     assert asyncio.run(ensure_topics(kafka_bootstrap, {topic: 4})) == [topic]
     assert asyncio.run(ensure_topics(kafka_bootstrap, {topic: 4})) == []  # idempotent
-    assert asyncio.run(partitions_of(topic)) == 4
+    assert asyncio.run(topic_partitions(kafka_bootstrap))[topic] == 4
     with pytest.raises(TopicMismatch, match="has 4 partitions, 6 configured"):
         asyncio.run(ensure_topics(kafka_bootstrap, {topic: 6}))

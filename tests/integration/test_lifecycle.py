@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from mlflow.tracking import MlflowClient
 
 from schemas.codec import decode, encode
@@ -17,6 +16,7 @@ from schemas.scored import ScoredTransaction
 from schemas.topics import SCORED, TRANSACTIONS
 from streams.app import create_topics, group_id, spawn_worker
 from streams.cli import main
+from streams.kafka_admin import admin_client
 from streams.settings import Settings, to_env
 from streams.simulator.generator import SimulationConfig, simulate
 from streams.simulator.records import transaction_records
@@ -27,13 +27,9 @@ AGENTS = ("score", "model-updates")
 
 
 async def group_members(settings: Settings) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
+    async with admin_client(settings.kafka_bootstrap) as admin:
         (described,) = await admin.describe_consumer_groups([group_id(settings, AGENTS)])
-        return len(described.to_object()["groups"][0]["members"])  # type: ignore[attr-defined]
-    finally:
-        await admin.close()
+    return len(described.to_object()["groups"][0]["members"])  # type: ignore[attr-defined]
 
 
 async def versions_of(settings: Settings, reader: Reader, batch: list) -> set[str]:

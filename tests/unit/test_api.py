@@ -3,6 +3,7 @@ the same score as the pipeline. (Over real Redis and Kafka: tests/integration/te
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from datetime import UTC, datetime
@@ -84,6 +85,19 @@ class Harness:
             checks={name: check(name) for name in self.ready},
         )
         self.client = TestClient(build_api(ApiConfig(keys=KEYS, **config), parts))
+
+
+def paths_answered_directly(app: Any) -> list[str]:
+    """The paths of the /predict calls ``app`` answers before Starlette's stack, as they come."""
+    paths: list[str] = []
+    answer_directly = app.direct[("POST", "/predict")]
+
+    async def counted(scope: Any, receive: Any, send: Any) -> None:
+        paths.append(scope["path"])
+        await answer_directly(scope, receive, send)
+
+    app.direct[("POST", "/predict")] = counted
+    return paths
 
 
 def _nowhere() -> Any:
@@ -275,14 +289,7 @@ def test_predict_is_answered_alike_directly_and_through_the_cors_stack() -> None
     browser's call with CORS open takes the stack. Both give the same answers."""
     harness = Harness(cors_origins=("https://shop.example",), max_body_bytes=300)
     app = harness.client.app
-    direct_calls = []
-    answer_directly = app.direct[("POST", "/predict")]
-
-    async def counted(scope: Any, receive: Any, send: Any) -> None:
-        direct_calls.append(scope["path"])
-        await answer_directly(scope, receive, send)
-
-    app.direct[("POST", "/predict")] = counted
+    direct_calls = paths_answered_directly(app)
     browser = {"Origin": "https://shop.example"}
     statuses = []
     cases = [
@@ -330,3 +337,38 @@ def test_direct_predict_counts_its_calls_and_answers_a_failure_with_a_500() -> N
         expected = f'fraudstream_api_requests_total{{route="/predict",status="{status}"}} 1.0'
         assert expected in metrics
     assert 'fraudstream_api_latency_seconds_count{route="/predict"} 3.0' in metrics
+
+
+def test_direct_predict_under_a_proxy_prefix_and_a_caller_that_leaves() -> None:
+    """Mounted under a prefix (``--root-path``), /predict is still answered directly, the
+    other routes through Starlette's; a caller that leaves before its body came is counted
+    as 499 and gets nothing."""
+    harness = Harness()
+    app = harness.client.app
+    direct_calls = paths_answered_directly(app)
+    proxied = TestClient(app, root_path="/fraud")
+
+    scored = proxied.post("/fraud/predict", json=body(), headers=PREDICT_KEY)
+    assert scored.status_code == 200
+    assert decode(ScoredTransaction, scored.content).transaction.transaction_id == "tx-new"
+    assert proxied.get("/fraud/health").status_code == 200
+    assert direct_calls == ["/fraud/predict"]
+
+    sent: list[Any] = []
+
+    async def leaves() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def record(message: Any) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "method": "POST", "path": "/predict", "root_path": "",
+        "headers": [(b"x-api-key", b"checkout-secret-0001")], "query_string": b"",
+    }  # fmt: skip
+    asyncio.run(app(scope, leaves, record))
+    metrics = harness.client.get("/metrics").text
+
+    assert sent == []
+    assert 'fraudstream_api_requests_total{route="/predict",status="499"} 1.0' in metrics
+    assert 'fraudstream_api_requests_total{route="/predict",status="200"} 1.0' in metrics
