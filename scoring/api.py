@@ -221,6 +221,12 @@ def build_api(config: ApiConfig, parts: ApiParts) -> FastAPI:
     async def invalid(request: Request, error: RequestValidationError) -> Response:
         return JSONResponse({"detail": _problems(error.errors())}, 422)
 
+    @app.exception_handler(Exception)
+    async def failed(request: Request, error: Exception) -> Response:
+        # every route's failure answers as the direct /predict's does: JSON, nothing echoed
+        # (Starlette logs the error and its traceback after this answer)
+        return INTERNAL_ERROR.response()
+
     def score_now(transactions: list[Transaction]) -> list[bytes]:
         message = InboundMessage(b"", "api", 0, 0, datetime.now(UTC))
         result = parts.pipeline.score_transactions(transactions, [message] * len(transactions))
@@ -331,7 +337,7 @@ def build_api(config: ApiConfig, parts: ApiParts) -> FastAPI:
             return
         except Exception:
             logger.exception("POST /predict failed")
-            answer = _problem(500, "internal error; the call was not scored")
+            answer = INTERNAL_ERROR
         try:
             await answer.send(send)
             status = answer.status
@@ -479,6 +485,9 @@ class _Answer:
 
 def _problem(status: int, detail: str) -> _Answer:
     return _Answer(status, orjson.dumps({"detail": detail}))
+
+
+INTERNAL_ERROR = _problem(500, "internal error; the call did not complete")
 
 
 def _problems(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:

@@ -67,8 +67,11 @@ class Harness:
         self.pipeline = ScoringPipeline(engine, RulesFallback, Thresholds(0.3, 0.9))
         self.published: list[tuple[str, bytes, bytes]] = []
         self.ready = {"redis": True, "kafka": True}
+        self.publish_error: Exception | None = None
 
         async def publish(topic: str, key: bytes, value: bytes) -> None:
+            if self.publish_error is not None:
+                raise self.publish_error
             self.published.append((topic, key, value))
 
         def check(name: str) -> Any:
@@ -332,7 +335,7 @@ def test_direct_predict_counts_its_calls_and_answers_a_failure_with_a_500() -> N
     metrics = harness.client.get("/metrics").text
 
     assert failed.status_code == 500
-    assert failed.json() == {"detail": "internal error; the call was not scored"}
+    assert failed.json() == {"detail": "internal error; the call did not complete"}
     for status in (200, 422, 500):
         expected = f'fraudstream_api_requests_total{{route="/predict",status="{status}"}} 1.0'
         assert expected in metrics
@@ -372,3 +375,28 @@ def test_direct_predict_under_a_proxy_prefix_and_a_caller_that_leaves() -> None:
     assert sent == []
     assert 'fraudstream_api_requests_total{route="/predict",status="499"} 1.0' in metrics
     assert 'fraudstream_api_requests_total{route="/predict",status="200"} 1.0' in metrics
+
+
+def test_every_route_answers_a_failure_as_json_without_echoing_the_call() -> None:
+    harness = Harness()
+    client = TestClient(harness.client.app, raise_server_exceptions=False)
+
+    def unreachable(*args: Any) -> Any:
+        raise ConnectionError("Redis went away")
+
+    harness.pipeline.engine.store.read = unreachable  # type: ignore[method-assign]
+    harness.publish_error = ConnectionError("Kafka went away")
+    label = {"transaction_id": "h1", "is_fraud": True, "labelled_at": "2026-03-09T00:00:00Z"}
+    answers = [
+        client.post("/predict", json=body(), headers=PREDICT_KEY),
+        client.post("/predict/batch", json={"transactions": [body()]}, headers=PREDICT_KEY),
+        client.post("/labels", json=label, headers=ALL_KEY),
+    ]
+    metrics = client.get("/metrics").text
+
+    assert [answer.status_code for answer in answers] == [500, 500, 500]
+    for answer in answers:
+        assert answer.headers["content-type"] == "application/json"
+        assert answer.json() == {"detail": "internal error; the call did not complete"}
+    for route in ("/predict", "/predict/batch", "/labels"):
+        assert f'fraudstream_api_requests_total{{route="{route}",status="500"}} 1.0' in metrics
