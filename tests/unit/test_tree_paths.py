@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import types
+
 import lightgbm
 import numpy as np
+import pytest
 
 from scoring.model import TrainedModel
 from scoring.tree_paths import DENSE_ROWS
@@ -45,3 +48,46 @@ def test_a_few_rows_get_the_same_answer_as_a_large_batch() -> None:
     raw_few, contributions_few = model.paths().explain(rows[:few])
     np.testing.assert_allclose(raw_few, raw_all[:few], rtol=1e-12)
     np.testing.assert_allclose(contributions_few, contributions_all[:few], rtol=1e-12, atol=1e-15)
+
+
+def test_leaf_indices_from_the_c_api_are_lightgbms_own() -> None:
+    model, rows = fitted_model()
+    rows = rows.copy()
+    rows[::7, 1] = np.nan  # missing values take each split's default direction
+    booster = model.estimator.booster_
+    leaves = model.paths().leaves
+    expected = booster.predict(rows, pred_leaf=True, num_threads=1)
+    np.testing.assert_array_equal(leaves(rows), expected)  # a batch
+    for i in range(20):  # one row at a time: the single-row predictor
+        np.testing.assert_array_equal(leaves(rows[i : i + 1]), expected[i : i + 1])
+    np.testing.assert_array_equal(leaves(rows[:0]), np.zeros((0, booster.num_trees())))
+
+
+def test_leaf_indices_stop_at_the_best_iteration_as_lightgbm_does() -> None:
+    rng = np.random.default_rng(3)
+    rows = rng.normal(size=(1_000, 4))
+    labels = (rows[:, 0] + rng.normal(size=1_000) > 0).astype(int)
+    data = lightgbm.Dataset(rows[:700], labels[:700])
+    booster = lightgbm.train(
+        {"objective": "binary", "num_leaves": 7, "num_threads": 1, "verbose": -1},
+        data,
+        num_boost_round=200,
+        valid_sets=[lightgbm.Dataset(rows[700:], labels[700:], reference=data)],
+        callbacks=[lightgbm.early_stopping(5, verbose=False)],
+        keep_training_booster=True,  # keeps the trees after the best iteration
+    )
+    estimator = types.SimpleNamespace(booster_=booster)
+    assert 0 < booster.best_iteration < booster.num_trees()  # the test needs a cut-off
+    model = TrainedModel.fit_summary("lightgbm", estimator, ("a", "b", "c", "d"), rows)
+    expected = booster.predict(rows[:50], pred_leaf=True, num_threads=1)
+    assert expected.shape == (50, booster.best_iteration)
+    np.testing.assert_array_equal(model.paths().leaves(rows[:50]), expected)
+    np.testing.assert_array_equal(model.paths().leaves(rows[:1]), expected[:1])
+    probabilities, _ = model.predict_explained(rows[:50])
+    np.testing.assert_allclose(probabilities, booster.predict(rows[:50], num_threads=1), rtol=1e-12)
+
+
+def test_rows_of_the_wrong_width_are_refused() -> None:
+    model, rows = fitted_model()
+    with pytest.raises(ValueError, match="rows of 5 features expected"):
+        model.paths().leaves(rows[:3, :4])
