@@ -74,6 +74,17 @@ def code_of(value: str | None, vocabulary: tuple[str, ...]) -> int:
         return 0
 
 
+def vocabulary_codes(vocabulary: tuple[str, ...]) -> dict[str | None, int]:
+    """``code_of`` for every known value, as a dict (unknown and missing values: ``.get(v, 0)``).
+
+    >>> codes = vocabulary_codes(CHANNELS)
+    >>> [codes.get(v, 0) for v in ("ecommerce", None, "barter")] == [
+    ...     code_of(v, CHANNELS) for v in ("ecommerce", None, "barter")]
+    True
+    """
+    return {value: code_of(value, vocabulary) for value in vocabulary}
+
+
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Great-circle distance in km.
 

@@ -30,8 +30,8 @@ from scoring.features.definitions import (
     SECONDS_PER_DAY,
     TERMINAL_WINDOW_DAYS,
     calendar_features,
-    code_of,
     haversine_km,
+    vocabulary_codes,
 )
 from scoring.features.store import CARD_COLUMNS, CardEvents, FeatureStore, StateWrites
 
@@ -39,6 +39,8 @@ _WINDOW_SECONDS = tuple(CARD_WINDOWS.values())
 _ONE_DAY = _WINDOW_SECONDS.index(SECONDS_PER_DAY)
 _MEAN_WINDOWS = tuple(list(CARD_WINDOWS).index(w) for w in ("1d", "7d", "30d"))
 _MIN_TRAVEL_HOURS = 1 / 60  # a minute: no speed from two swipes in the same second
+CHANNEL_CODES = vocabulary_codes(CHANNELS)
+MERCHANT_CATEGORY_CODES = vocabulary_codes(MERCHANT_CATEGORIES)
 
 
 class FeatureInput(NamedTuple):
@@ -103,7 +105,8 @@ class FeatureEngine:
         rows = []
         for event, day in zip(events, days, strict=True):
             card = cards.get(event.card_id) or cards.setdefault(event.card_id, _CardHistory({}))
-            row = card.features(event)
+            position = card.position(event.ts, event.transaction_id)
+            row = card.features(event, position)
             row += self._terminal_features(
                 stored_sums.get((event.terminal_id, day)),
                 counted_here.get(event.terminal_id),
@@ -111,13 +114,13 @@ class FeatureEngine:
             )
             row += calendar_features(event.ts)
             row += (
-                code_of(event.channel, CHANNELS),
-                code_of(event.merchant_category, MERCHANT_CATEGORIES),
+                CHANNEL_CODES.get(event.channel, 0),
+                MERCHANT_CATEGORY_CODES.get(event.merchant_category, 0),
             )
             rows.append(row)
-            if card.contains(event.ts, event.transaction_id):
+            if card.holds(position, event.transaction_id):
                 continue  # already in the state (a replay, or twice in a batch): no change
-            writes.card_events.setdefault(event.card_id, []).append(card.remember(event))
+            writes.card_events.setdefault(event.card_id, []).append(card.insert(position, event))
             writes.cards[event.card_id] = card.columns
             per_day = counted_here.setdefault(event.terminal_id, {})
             per_day[day] = per_day.get(day, 0) + 1
@@ -245,23 +248,23 @@ class _CardHistory:
             position += 1
         return position
 
-    def contains(self, ts: float, transaction_id: str) -> bool:
-        position = self.position(ts, transaction_id)
+    def holds(self, position: int, transaction_id: str) -> bool:
+        """Whether the event at ``position`` (as ``position`` gives it) is ``transaction_id``."""
         return position < len(self.ids) and self.ids[position] == transaction_id
 
-    def features(self, event: FeatureInput) -> list[float]:
+    def features(self, event: FeatureInput, position: int) -> list[float]:
         """Velocity, spend, novelty and travel of the card, from the events strictly before
-        ``event`` (by time, then id) plus the event itself."""
-        ts, amount, times = event.ts, event.amount, self.times
-        position = self.position(ts, event.transaction_id)
-        counts, sums, starts = [], [], []
-        for seconds in _WINDOW_SECONDS:
-            start = bisect_right(times, ts - seconds, 0, position)
-            starts.append(start)
-            counts.append(position - start + 1)
-            # fsum: exactly rounded, so the sum does not depend on where the stored history
-            # happens to begin (batching differs between online and replay)
-            sums.append(fsum(self.amounts[start:position]) + amount)
+        ``event`` (by time, then id: the first ``position``) plus the event itself."""
+        ts, amount, times, amounts = event.ts, event.amount, self.times, self.amounts
+        starts = [bisect_right(times, ts - seconds, 0, position) for seconds in _WINDOW_SECONDS]
+        counts = [position - start + 1 for start in starts]
+        # fsum: exactly rounded, so the sum does not depend on where the stored history
+        # happens to begin (batching differs between online and replay); an empty window
+        # sums to the amount alone, as fsum([]) + amount does
+        sums = [
+            fsum(amounts[start:position]) + amount if start < position else amount
+            for start in starts
+        ]
         history_start, day_start = starts[-1], starts[_ONE_DAY]
         terminals = {event.terminal_id, *self.terminals[day_start:position]}
         countries = {event.country, *self.countries[day_start:position]} - {None}
@@ -273,7 +276,7 @@ class _CardHistory:
             amount,
             *counts,
             *sums,
-            *(sums[w] / counts[w] for w in _MEAN_WINDOWS),
+            *[sums[w] / counts[w] for w in _MEAN_WINDOWS],
             amount / prior_mean,
             ts - times[position - 1] if has_previous else NO_PREVIOUS_SECONDS,
             len(terminals),
@@ -300,10 +303,17 @@ class _CardHistory:
                 return distance / hours
         return 0.0
 
-    def remember(self, event: FeatureInput) -> list:
-        """Insert ``event`` in time order; returns its stored row."""
-        position = self.position(event.ts, event.transaction_id)
-        values = [
+    def insert(self, position: int, event: FeatureInput) -> list:
+        """Insert ``event`` at ``position`` (as ``position`` gives it: time order); returns its
+        stored row, in ``CARD_COLUMNS`` order."""
+        self.times.insert(position, event.ts)
+        self.ids.insert(position, event.transaction_id)
+        self.amounts.insert(position, event.amount)
+        self.terminals.insert(position, event.terminal_id)
+        self.countries.insert(position, event.country)
+        self.latitudes.insert(position, event.latitude)
+        self.longitudes.insert(position, event.longitude)
+        return [
             event.ts,
             event.transaction_id,
             event.amount,
@@ -312,9 +322,6 @@ class _CardHistory:
             event.latitude,
             event.longitude,
         ]
-        for name, value in zip(CARD_COLUMNS, values, strict=True):
-            self.columns[name].insert(position, value)
-        return values
 
     def cut_to_history(self) -> float:
         """Drop events outside the history window of the newest one; returns the cut-off
