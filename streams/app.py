@@ -327,6 +327,7 @@ def build_app(
             await stored_oldest()
         result = parts.pipeline.score(decoded)
         await outputs.send(result.encoded())
+        await hand_over(HAND_OVER_TURNS)
         for letter in result.dead_letters:
             where = f"{letter.origin_partition}]@{letter.origin_offset}"
             logger.warning("dead letter %s[%s: %s", letter.origin_topic, where, letter.error)
@@ -457,6 +458,20 @@ def build_app(
                 parts.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(behind, 0))
 
     return app
+
+
+# Turns of the event loop the scorer gives up after queueing a batch's outputs: aiokafka's
+# sender takes three (its wait wakes, its task runs, the request task writes to the socket).
+# Under load the next batch is already waiting, and without them the outputs sat in the
+# producer's buffer while it was scored: at 2,000 tx/s, output appended -> received 12-15.5
+# ms p50, 35-46 ms p99; with three, 6.9-8.9 and 15-29 (six turns did no better).
+HAND_OVER_TURNS = 3
+
+
+async def hand_over(turns: int) -> None:
+    """Let callbacks and tasks that are ready run before going on, ``turns`` times."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
 
 
 class BatchSender:
