@@ -187,6 +187,7 @@ def build_api(config: ApiConfig, parts: ApiParts) -> FastAPI:
         },
     )
     app.add_middleware(_BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(_InternalErrors)
     app.add_middleware(_Measure, metrics=metrics)
     if config.cors_origins:  # outermost: a refusal by the others still names the origin
         app.add_middleware(
@@ -223,8 +224,8 @@ def build_api(config: ApiConfig, parts: ApiParts) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def failed(request: Request, error: Exception) -> Response:
-        # every route's failure answers as the direct /predict's does: JSON, nothing echoed
-        # (Starlette logs the error and its traceback after this answer)
+        # a failure outside the routes' own middleware (``_InternalErrors`` answers theirs)
+        # answers alike; Starlette logs it and its traceback after this answer
         return INTERNAL_ERROR.response()
 
     def score_now(transactions: list[Transaction]) -> list[bytes]:
@@ -682,6 +683,35 @@ class _Measure:
         finally:
             path = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.observe(path, status, time.perf_counter() - started)
+
+
+class _InternalErrors:
+    """A route's unexpected failure answered as ``INTERNAL_ERROR`` (JSON, nothing echoed) and
+    logged with its traceback, inside the CORS and metrics middleware: a browser's failed
+    call keeps its CORS headers, where Starlette's handler for ``Exception`` answers outside
+    every middleware, and the caller sees a CORS error instead of the answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception:
+            logger.exception("%s %s failed", scope["method"], scope["path"])
+            if started:  # too late for another answer
+                raise
+            await INTERNAL_ERROR.send(send)
 
 
 class _BodyTooLarge(Exception):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -400,3 +401,31 @@ def test_every_route_answers_a_failure_as_json_without_echoing_the_call() -> Non
         assert answer.json() == {"detail": "internal error; the call did not complete"}
     for route in ("/predict", "/predict/batch", "/labels"):
         assert f'fraudstream_api_requests_total{{route="{route}",status="500"}} 1.0' in metrics
+
+
+def test_a_browsers_failed_call_keeps_its_cors_headers_and_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    harness = Harness(cors_origins=("https://shop.example",))
+    client = TestClient(harness.client.app, raise_server_exceptions=False)
+
+    def unreachable(*args: Any) -> Any:
+        raise ConnectionError("Redis went away")
+
+    harness.pipeline.engine.store.read = unreachable  # type: ignore[method-assign]
+    browser = {**PREDICT_KEY, "Origin": "https://shop.example"}
+    with caplog.at_level(logging.ERROR, logger="scoring.api"):
+        answers = [
+            client.post("/predict", json=body(), headers=browser),
+            client.post("/predict/batch", json={"transactions": [body()]}, headers=browser),
+        ]
+
+    for answer in answers:
+        assert answer.status_code == 500
+        assert answer.json() == {"detail": "internal error; the call did not complete"}
+        assert answer.headers["access-control-allow-origin"] == "https://shop.example"
+    failures = [r for r in caplog.records if r.exc_info and "Redis went away" in str(r.exc_info[1])]
+    assert [r.getMessage() for r in failures] == [
+        "POST /predict failed",
+        "POST /predict/batch failed",
+    ]
