@@ -333,9 +333,16 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         settle_collector,
     )
 
+    # libuv's event loop: Faust spends most of a message's cost in asyncio machinery. Set
+    # before anything asks for a loop: mode keeps the first loop a thread asked for, and
+    # building the app asks, so a policy set later leaves the worker on asyncio's own loop.
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    asyncio.set_event_loop(asyncio.new_event_loop())
     _limit_registry_retries()
     agents = tuple(a.strip() for a in args.agents.split(",") if a.strip())
-    created = asyncio.run(create_topics(settings, (group_id(settings, agents),)))
+    created = asyncio.get_event_loop().run_until_complete(
+        create_topics(settings, (group_id(settings, agents),))
+    )
     if created:
         logger.info("created topics %s", ", ".join(created))
     parts = make_parts(settings)
@@ -351,8 +358,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     )
     app = build_app(settings, parts, agents)
     settle_collector()
-    # libuv's event loop: Faust spends most of a message's cost in asyncio machinery
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    logger.info("event loop: %s.%s", type(app.loop).__module__, type(app.loop).__name__)
     faust.Worker(
         app, loglevel="WARNING" if not args.verbose else "INFO", quiet=True
     ).execute_from_commandline()

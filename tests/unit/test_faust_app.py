@@ -5,8 +5,11 @@ import gc
 import threading
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import faust
+import mode.utils.loops
+import uvloop
 
 from streams.app import faust_app, schedule_full_collections
 from streams.consumer import DELIVERED, FETCH_MAX_WAIT_MS, FETCH_MIN_BYTES
@@ -83,3 +86,43 @@ def test_full_collections_run_on_their_schedule_not_when_allocations_say() -> No
         gc.set_threshold(*before)
     assert young_and_middle == before[:2]  # young generations as before
     assert oldest >= 2**31 - 1  # allocations never trigger a full collection
+
+
+def test_the_worker_command_runs_its_app_on_uvloop(tmp_path: Path, monkeypatch: Any) -> None:
+    # mode keeps the first loop a thread asks for, and building the app asks: a policy set
+    # after that left the worker on asyncio's own loop while the comment said libuv's
+    import streams.app
+    from streams import cli
+
+    served = SimpleNamespace(name="fraud-detector", version="7", fallback=False)
+    monkeypatch.setattr(streams.app, "make_parts", lambda settings: _parts_serving(served))
+    monkeypatch.setattr(streams.app, "create_topics", _no_topics)
+    monkeypatch.setattr(streams.app, "settle_collector", lambda: None)
+    ran: list[type] = []
+
+    class _Worker:
+        def __init__(self, app: faust.App, **options: Any) -> None:
+            self.app = app
+
+        def execute_from_commandline(self) -> None:
+            ran.append(type(self.app.loop))
+
+    monkeypatch.setattr(faust, "Worker", _Worker)
+    # a fresh process, as the command runs in: no loop kept by mode from the tests before
+    monkeypatch.setattr(mode.utils.loops, "_current_loop", threading.local())
+    args = SimpleNamespace(agents="score,model-updates", verbose=False)
+    try:
+        assert cli._worker(Settings(home=tmp_path, metrics_port=0), args) == 0  # type: ignore[arg-type]
+    finally:
+        asyncio.get_event_loop().close()
+        asyncio.set_event_loop_policy(None)
+
+    assert ran == [uvloop.Loop]
+
+
+def _parts_serving(served: SimpleNamespace) -> SimpleNamespace:
+    return SimpleNamespace(models=SimpleNamespace(current=lambda: served))
+
+
+async def _no_topics(settings: Settings, groups: tuple[str, ...] = ()) -> list[str]:
+    return []
