@@ -130,6 +130,7 @@ class FeatureEngine:
             ).decode()
         for card_id in writes.cards:
             writes.card_oldest_kept[card_id] = cards[card_id].cut_to_history()
+        self.store.stage(writes)
         rows_array = np.array(rows, dtype=np.float64).reshape(len(events), len(FEATURE_NAMES))
         return rows_array, writes
 
@@ -163,10 +164,11 @@ class FeatureEngine:
 
     def depends_on(self, writes: StateWrites, events: Sequence[FeatureInput]) -> bool:
         """Whether features of ``events`` read state that ``writes`` changes, so ``writes``
-        must be stored before ``compute`` reads: the history of a card ``writes`` adds to
-        (a store may not hold it in memory yet), or a terminal's count of a day before an
-        event's day (terminal features sum completed days). A scorer stores one batch while
-        it computes the next only when this says they are independent.
+        must be stored before ``compute`` reads: the history of a card ``writes`` adds to,
+        unless the store's reads of it see staged changes (a worker's cache), or a
+        terminal's count of a day before an event's day (terminal features sum completed
+        days). A scorer stores one batch while it computes the next only when this says they
+        are independent.
 
         >>> from scoring.features.store import InMemoryFeatureStore
         >>> engine = FeatureEngine(InMemoryFeatureStore())
@@ -180,9 +182,9 @@ class FeatureEngine:
         first_day: dict[str, int] = {}
         for terminal, fields in writes.terminal_increments.items():
             first_day[terminal] = min(int(field.partition(":")[0]) for field in fields)
-        cards = writes.cards
+        cards, current = writes.cards, self.store.reads_current
         for event in events:
-            if event.card_id in cards:
+            if event.card_id in cards and not current(event.card_id):
                 return True
             day = first_day.get(event.terminal_id)
             if day is not None and event.ts // SECONDS_PER_DAY > day:

@@ -190,7 +190,6 @@ class RedisFeatureStore:
         held before) until it answers."""
         if not self.degrade:
             self._store(writes)
-            self._remember(writes)
             return
         if self.catch_up():
             try:
@@ -198,7 +197,6 @@ class RedisFeatureStore:
             except UNREACHABLE as error:
                 self._unreachable(error)
             else:
-                self._remember(writes)
                 return
         with self._held_lock:
             self.held.append(writes)
@@ -208,7 +206,6 @@ class RedisFeatureStore:
                 self.held_transactions -= len(oldest.marks)
                 self.dropped_transactions += len(oldest.marks)
                 logger.error("Redis still unreachable: dropped %d held writes", len(oldest.marks))
-        self._remember(writes)
 
     def catch_up(self) -> bool:
         """Redis answers (or is worth asking again) and holds every write made so far."""
@@ -243,11 +240,20 @@ class RedisFeatureStore:
         kwargs = self.client.connection_pool.connection_kwargs
         return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
 
-    def _remember(self, writes: StateWrites) -> None:
+    def stage(self, writes: StateWrites) -> None:
+        """Cache the batch's card histories as computed, before they are stored: the next
+        batch reads them from here while this one is stored in a thread (the engine changes
+        cached columns in place, so a cached card is always as the last batch left it).
+        Called on the scorer's thread only; a failed batch ``forget``s them all."""
         if self.cache is not None:
             if len(self.cache) + len(writes.cards) > MAX_CACHED_CARDS:
-                self.cache.clear()  # crude but bounded: the next batches reload from Redis
+                # crude but bounded: the next batches reload from Redis, after waiting for
+                # the stores of the cards dropped here (``reads_current`` says they must)
+                self.cache.clear()
             self.cache.update(writes.cards)
+
+    def reads_current(self, card_id: str) -> bool:
+        return self.cache is not None and card_id in self.cache
 
     def _store(self, writes: StateWrites) -> None:
         keys: list[str] = []

@@ -96,6 +96,15 @@ class FeatureStore(Protocol):
         """Drop anything held locally: partitions moved, or a batch failed half way."""
         ...
 
+    def stage(self, writes: StateWrites) -> None:
+        """A computed batch's card histories, for the reads that follow, before ``apply``
+        has stored them (a store that keeps none locally ignores this)."""
+        ...
+
+    def reads_current(self, card_id: str) -> bool:
+        """Whether a read of ``card_id`` sees every staged change, stored yet or not."""
+        ...
+
 
 class InMemoryFeatureStore:
     """The store for unit tests and offline replay.
@@ -134,6 +143,12 @@ class InMemoryFeatureStore:
             for field, delta in increments.items():
                 counters[field] = counters.get(field, 0) + delta
         self.marks.update(writes.marks)
+
+    def stage(self, writes: StateWrites) -> None:
+        """Nothing to keep: a card new to this store appears at ``apply``."""
+
+    def reads_current(self, card_id: str) -> bool:
+        return False
 
     def forget(self) -> None:
         """Nothing to forget: this store is the state."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 import time
 import uuid
@@ -12,8 +13,9 @@ import pytest
 import redis
 
 from retraining.dataset import feature_inputs
-from scoring.features import FeatureEngine, FeatureInput
+from scoring.features import FeatureEngine, FeatureInput, redis_store
 from scoring.features.redis_store import RETRY_AFTER_S, RedisFeatureStore, feature_client
+from scoring.features.store import StateWrites
 from streams.chaos import own_services
 from streams.services.redis import LocalRedis
 from streams.simulator.generator import SimulationConfig, simulate
@@ -85,6 +87,82 @@ def test_an_outage_degrades_reads_holds_writes_and_ends_in_the_same_state(
     finally:
         client.close()
         server.down()
+
+
+def test_a_batch_reads_the_cards_of_the_one_before_while_that_is_being_stored(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scorer stores a batch in a thread while it computes the next. A worker's card
+    cache holds each batch's histories as computed, so the next batch need not wait for a
+    shared card's store; the rows and the stored state are those of one batch after the
+    other. A store without the cache, or a cache just emptied (full, or forgotten), waits."""
+    simulation = simulate(SimulationConfig(seed=8, days=10, customers=60, terminals=30))
+    inputs = feature_inputs(simulation.transactions)
+    batches = [inputs[i : i + 40] for i in range(0, len(inputs), 40)]
+    client = feature_client(redis_url)
+    run = f"it-staged-{uuid.uuid4().hex[:8]}"
+    try:
+        one_by_one = FeatureEngine(RedisFeatureStore(client, prefix=f"{run}-seq"))
+        expected = [one_by_one.process(batch) for batch in batches]
+
+        store = RedisFeatureStore(client, prefix=f"{run}-piped")
+        engine = FeatureEngine(store)
+        rows: list[np.ndarray] = []
+        unsaved: StateWrites | None = None
+        same_day_overlaps, previous = 0, batches[0]
+        for batch in batches:
+            same_day = unsaved is not None and len(_days(batch) | _days(previous)) == 1
+            if unsaved is not None and engine.depends_on(unsaved, batch):
+                assert not same_day  # only a terminal's completed day makes it wait
+                engine.save(unsaved)
+                unsaved = None
+            batch_rows, writes = engine.compute(batch)
+            if unsaved is not None:  # stored only after the next batch read its cards
+                engine.save(unsaved)
+                same_day_overlaps += same_day
+            rows.append(batch_rows)
+            unsaved, previous = writes, batch
+        assert unsaved is not None
+        engine.save(unsaved)
+
+        assert all(
+            {e.card_id for e in a} & {e.card_id for e in b} for a, b in itertools.pairwise(batches)
+        )  # every batch reads cards the one before changed
+        assert same_day_overlaps >= 5
+        for got, want in zip(rows, expected, strict=True):
+            np.testing.assert_array_equal(got, want)
+        assert _state(client, f"{run}-piped") == _state(client, f"{run}-seq")
+
+        # a batch that follows the last one on its cards reads them from the cache...
+        cards = sorted({event.card_id for event in batches[-1]})
+        last_ts = max(event.ts for event in batches[-1])
+        first = [FeatureInput("late-1", last_ts + 1, cards[0], "term-x", 3.0)]
+        _, writes = engine.compute(first)
+        follower = [FeatureInput("late-2", last_ts + 2, cards[0], "term-y", 4.0)]
+        assert not engine.depends_on(writes, follower)
+        # ...unless the cache was emptied since: forgotten (a failed batch, a rebalance)...
+        store.forget()
+        assert engine.depends_on(writes, follower)
+        _, writes = engine.compute(first)  # the batch again, its card read back from Redis
+        assert not engine.depends_on(writes, follower)
+        # ...or full (here at 8 cards)
+        monkeypatch.setattr(redis_store, "MAX_CACHED_CARDS", 8)
+        others = [
+            FeatureInput(f"late-o{i}", last_ts + 1, card, "term-z", 5.0)
+            for i, card in enumerate(cards[1:9])
+        ]
+        engine.compute(others)
+        assert engine.depends_on(writes, follower)
+        uncached = FeatureEngine(RedisFeatureStore(client, prefix=run, cache_cards=False))
+        assert uncached.depends_on(writes, follower)
+    finally:
+        for key in client.scan_iter(f"{run}*", count=1_000):
+            client.delete(key)
+        client.close()
+
+
+def _days(batch: list[FeatureInput]) -> set[int]:
+    return {int(event.ts // 86_400) for event in batch}
 
 
 def _state(client: redis.Redis, prefix: str) -> dict[bytes, object]:

@@ -54,6 +54,12 @@ class CopyingStore:
     def forget(self) -> None:
         pass
 
+    def stage(self, writes: Any) -> None:
+        pass
+
+    def reads_current(self, card_id: str) -> bool:
+        return False
+
 
 class Harness:
     def __init__(self, **config: Any) -> None:
