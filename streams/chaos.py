@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 import signal
 import socket
 import subprocess
@@ -31,7 +32,7 @@ from schemas.events import DeadLetter
 from schemas.pan import find_pans
 from schemas.topics import DEAD_LETTERS, SCORED, TRANSACTIONS
 from streams.app import LAG_INTERVAL_S, create_topics, spawn_worker
-from streams.bench import TRANSACTION_ID, _produce, _transactions, cut_string
+from streams.bench import TRANSACTION_ID, _produce, _transactions, cut_string, delete_keys
 from streams.services.kafka import LocalKafka
 from streams.services.mlflow import LocalMlflow
 from streams.services.redis import LocalRedis
@@ -40,6 +41,8 @@ from streams.settings import Settings
 WORKER_AGENTS = ("score", "model-updates")
 SPARE = 200_000  # transactions the MLflow scenario may add while it waits for the update
 _VERSION = b'"model_version":"'
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,6 +219,7 @@ async def kill_nine(
             await outputs.until(ids, 0, timeout=240)
         finally:
             _stop(workers)
+            _drop_state(settings)
     return _outcome(
         "kill -9 of the scoring worker every ~20 s", items, ids, outputs, kills,
         f"{len(kills)} kills at {rate:,.0f} tx/s",
@@ -276,6 +280,7 @@ async def hostile(
             alive = worker.poll() is None
         finally:
             _stop([worker])
+            _drop_state(settings)
     letters = outputs.dead_letters
     pans = sum(len(find_pans(letter.raw)) for letter in letters)
     unexplained = sum(not letter.error.strip() for letter in letters)
@@ -372,6 +377,7 @@ async def broker_restart(
         )
     finally:
         await asyncio.to_thread(kafka.down)
+        _drop_state(settings)
     note = f"broker away {down_s:.0f} s; worker {'alive' if alive else 'DIED'} throughout"
     outcome = _outcome(
         f"Kafka broker stopped for {down_s:.0f} s, restarted", items, ids, outputs, [back], note
@@ -475,6 +481,7 @@ async def mlflow_outage(
     finally:
         _stop(workers)
         await asyncio.to_thread(mlflow.down)
+        _drop_state(settings)
     applied = outputs.first_seen.get(b"2", float("nan")) - back
     versions = ", ".join(f"v{v.decode()}: {n:,}" for v, n in sorted(outputs.versions.items()))
     note = (
@@ -531,6 +538,7 @@ async def backlog(settings: Settings, logs: Path, count: int = 1_000_000) -> Out
             alive = worker.poll() is None
     finally:
         _stop([worker])
+        _drop_state(settings)
     note = (
         f"drained in {drained:.0f} s ({len(outputs.scored) / drained:,.0f} tx/s, one worker "
         f"from its start); lag peak {max(lags, default=0):,.0f}, at the end {final or 0:,.0f}; "
@@ -584,6 +592,19 @@ def _outcome(
         recovery_s=outputs.longest_stop_after(faults),
         note=note,
     )
+
+
+def _drop_state(settings: Settings) -> None:
+    """Delete the run's keys from the shared Redis once its workers are gone: its feature
+    state keeps a key a transaction (the backlog scenario left a million), and Redis's
+    rewrites of its log of them stalled the benchmarks that ran after the tests."""
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=30)
+    try:
+        delete_keys(client, f"{settings.topic_prefix}*")
+    except redis.RedisError as error:  # the outcome matters more than the clean-up
+        logger.warning("could not delete the keys of %s: %s", settings.topic_prefix, error)
+    finally:
+        client.close()
 
 
 def _stop(workers: list[subprocess.Popen[bytes]]) -> None:

@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import redis
 
 from streams.chaos import (
     TABLE_HEAD,
@@ -53,11 +54,16 @@ def test_kill_9_every_20_seconds_loses_nothing(services: Endpoints, tmp_path: Pa
 def test_hostile_messages_all_become_dead_letters_and_crash_nothing(
     services: Endpoints, tmp_path: Path
 ) -> None:
+    client = redis.Redis.from_url(services.redis_url)
+    left_before = sum(1 for _ in client.scan_iter("chaos-hostile-*", count=10_000))
     outcome = asyncio.run(hostile(chaos_settings(services, tmp_path), tmp_path))
     print(f"\n{TABLE_HEAD}\n{outcome.row()}")  # noqa: T201
 
     assert outcome.sent == 30_000 and outcome.valid == 20_000
     assert outcome.lost == 0 and outcome.scored == 20_000
+    # the run's feature state (20,000 transactions' keys) is gone from the shared Redis
+    assert sum(1 for _ in client.scan_iter("chaos-hostile-*", count=10_000)) == left_before
+    client.close()
     assert outcome.dead_letters == 10_000
     assert outcome.note == (
         "worker alive throughout; 0 dead letters without a reason; 0 card numbers in them"
