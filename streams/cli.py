@@ -337,12 +337,11 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     # before anything asks for a loop: mode keeps the first loop a thread asked for, and
     # building the app asks, so a policy set later leaves the worker on asyncio's own loop.
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    asyncio.set_event_loop(asyncio.new_event_loop())
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     _limit_registry_retries()
     agents = tuple(a.strip() for a in args.agents.split(",") if a.strip())
-    created = asyncio.get_event_loop().run_until_complete(
-        create_topics(settings, (group_id(settings, agents),))
-    )
+    created = loop.run_until_complete(create_topics(settings, (group_id(settings, agents),)))
     if created:
         logger.info("created topics %s", ", ".join(created))
     parts = make_parts(settings)

@@ -14,8 +14,10 @@ import redis
 
 from retraining.dataset import feature_inputs
 from scoring.features import FeatureEngine, FeatureInput, redis_store
+from scoring.features.definitions import SECONDS_PER_DAY
 from scoring.features.redis_store import RETRY_AFTER_S, RedisFeatureStore, feature_client
 from scoring.features.store import StateWrites
+from streams.bench import delete_keys
 from streams.chaos import own_services
 from streams.services.redis import LocalRedis
 from streams.simulator.generator import SimulationConfig, simulate
@@ -156,13 +158,12 @@ def test_a_batch_reads_the_cards_of_the_one_before_while_that_is_being_stored(
         uncached = FeatureEngine(RedisFeatureStore(client, prefix=run, cache_cards=False))
         assert uncached.depends_on(writes, follower)
     finally:
-        for key in client.scan_iter(f"{run}*", count=1_000):
-            client.delete(key)
+        delete_keys(client, f"{run}*")
         client.close()
 
 
 def _days(batch: list[FeatureInput]) -> set[int]:
-    return {int(event.ts // 86_400) for event in batch}
+    return {int(event.ts // SECONDS_PER_DAY) for event in batch}
 
 
 def _state(client: redis.Redis, prefix: str) -> dict[bytes, object]:
