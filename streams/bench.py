@@ -108,7 +108,8 @@ async def run_bench(
         name = "scoring worker (1 process: score and model-updates agents)"
         results.append(BenchResult(name, throughput, "tx/s"))
         results.append(BenchResult("scoring worker CPU per transaction", cpu * 1e6, "µs"))
-        latencies = await _steady_latency(worker_settings, values[count:], rate, count)
+        with CpuMeter.of_run(settings, {"scoring worker": worker.pid}) as meter:
+            latencies = await _steady_latency(worker_settings, values[count:], rate, count)
     for q in (50, 95, 99):
         results.append(
             BenchResult(
@@ -118,7 +119,7 @@ async def run_bench(
                 "produce -> scored output received",
             )
         )
-    return results
+    return results + meter.results(f"at {rate:.0f} tx/s")
 
 
 async def workers_throughput(settings: Settings, count: int, workers: int) -> list[BenchResult]:
@@ -315,6 +316,92 @@ def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux ``/proc``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_ticks(stat_line: str) -> tuple[int, int]:
+    """All and idle CPU ticks of the machine so far, from the first line of ``/proc/stat``
+    (user nice system idle iowait irq softirq steal; guest time is already in user).
+
+    >>> machine_ticks("cpu  91616 0 9193 148605 470 0 1814 115 0 0")
+    (251813, 149075)
+    """
+    ticks = [int(field) for field in stat_line.split()[1:9]]
+    return sum(ticks), ticks[3] + ticks[4]
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of all cores that was busy between two ``machine_ticks`` samples.
+
+    >>> busy_share((1_000, 600), (1_400, 700))
+    0.75
+    """
+    elapsed = after[0] - before[0]
+    return 1.0 - (after[1] - before[1]) / elapsed if elapsed > 0 else 0.0
+
+
+class CpuMeter:
+    """What the processes of a measurement cost while it ran, so that a latency reads
+    against the load on the machine: the CPU each named process spent (as a share of one
+    core), how busy all cores were, and how often Redis forked (a log rewrite pauses it and
+    copies its memory while the measurement runs). A process that has gone is left out."""
+
+    def __init__(self, pids: dict[str, int], redis_client: Any | None = None) -> None:
+        self.pids, self.redis = pids, redis_client
+
+    @classmethod
+    def of_run(cls, settings: Settings, measured: dict[str, int]) -> CpuMeter:
+        """The ``measured`` processes, this one (the load generator, which also reads the
+        answers) and, when ``fraudstream services up`` runs them here, the broker and Redis."""
+        import redis
+
+        from streams.services import LocalServices
+
+        services = LocalServices(settings)
+        pids = {**measured, "load generator (this process)": os.getpid()}
+        for name, service in (("Kafka broker", services.kafka), ("Redis", services.redis)):
+            if (pid := service.process.pid()) is not None:
+                pids[name] = pid
+        return cls(pids, redis.Redis.from_url(settings.redis_url, socket_timeout=2.0))
+
+    def __enter__(self) -> CpuMeter:
+        self.started = time.perf_counter()
+        self.machine = machine_ticks(Path("/proc/stat").read_text().splitlines()[0])
+        self.spent = {name: _cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.forks = self._forks()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.started
+        self.busy = busy_share(
+            self.machine, machine_ticks(Path("/proc/stat").read_text().splitlines()[0])
+        )
+        spent = {}
+        for name, pid in self.pids.items():
+            with contextlib.suppress(OSError):
+                spent[name] = _cpu_seconds(pid) - self.spent[name]
+        self.spent = spent
+        self.forks = self._forks() - self.forks if self.forks >= 0 else -1
+        if self.redis is not None:
+            self.redis.close()
+
+    def _forks(self) -> int:
+        if self.redis is None:
+            return -1
+        try:
+            return int(self.redis.info("stats")["total_forks"])
+        except Exception:  # a measure beside the benchmark: never its failure
+            return -1
+
+    def results(self, during: str) -> list[BenchResult]:
+        rows = [
+            BenchResult(f"CPU {during}: {name}", spent / self.seconds * 100, "% of a core")
+            for name, spent in self.spent.items()
+        ]
+        cores = os.cpu_count() or 1
+        rows.append(BenchResult(f"machine busy {during}", self.busy * 100, f"% of {cores} cores"))
+        if self.forks >= 0:
+            rows.append(BenchResult(f"Redis forks (log rewrites) {during}", self.forks, "forks"))
+        return rows
 
 
 async def _count_rate(

@@ -20,7 +20,7 @@ from schemas.codec import encode
 from scoring.features import FeatureEngine, FeatureInput
 from scoring.features.redis_store import RedisFeatureStore
 from streams.api import spawn_api, start_http_service
-from streams.bench import BenchResult, delete_keys
+from streams.bench import BenchResult, CpuMeter, delete_keys
 from streams.settings import Settings
 from streams.simulator.generator import SimulationConfig, simulate
 from streams.simulator.records import transaction_records
@@ -73,7 +73,8 @@ async def run_rest_bench(settings: Settings, seconds: float, rate: float) -> lis
         try:
             requests = [_request("/predict", body, BENCH_KEY) for body in bodies]
             throughput, _ = await _closed_loop(api_settings.api_port, requests, seconds)
-            latencies = await _open_loop(api_settings.api_port, requests, rate, seconds)
+            with CpuMeter.of_run(settings, {"API": api.pid}) as meter:
+                latencies = await _open_loop(api_settings.api_port, requests, rate, seconds)
         finally:
             api.terminate()
             api.wait(timeout=30)
@@ -89,7 +90,7 @@ async def run_rest_bench(settings: Settings, seconds: float, rate: float) -> lis
     for q in (50, 95, 99):
         value = float(np.percentile(latencies, q)) * 1000
         results.append(BenchResult(f"POST /predict latency p{q} at {rate:.0f} req/s", value, "ms"))
-    return results
+    return results + meter.results(f"at {rate:.0f} req/s")
 
 
 def _with_history(client: redis.Redis, prefix: str, label_delay_days: int) -> list[bytes]:
