@@ -15,6 +15,7 @@ import dataclasses
 import os
 import platform
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
@@ -339,14 +340,65 @@ def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
     return 1.0 - (after[1] - before[1]) / elapsed if elapsed > 0 else 0.0
 
 
+# Runs beside a measurement (``python -c``): a fixed ~100-200 us of pure-Python arithmetic
+# every ~5 ms (~3 % of a core), until SIGTERM; then each unit's microseconds and the context
+# switches the guest's kernel made during it. A unit stretched with no switch lost its vCPU
+# to something the guest's scheduler does not see: on a shared VM the host (steal the VM
+# does not report), or interrupt work on that core.
+_STEAL_PROBE = """
+import resource, signal, sys, time
+def work(n):
+    x = 1.0
+    for _ in range(n):
+        x = x * 1.0000001 + 0.5
+    return x
+n = 256
+while True:
+    t = time.perf_counter(); work(n)
+    if time.perf_counter() - t >= 1e-4: break
+    n *= 2
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+units = []
+try:
+    while True:
+        r0 = resource.getrusage(resource.RUSAGE_THREAD)
+        t = time.perf_counter(); work(n); spent = time.perf_counter() - t
+        r1 = resource.getrusage(resource.RUSAGE_THREAD)
+        switches = r1.ru_nvcsw - r0.ru_nvcsw + r1.ru_nivcsw - r0.ru_nivcsw
+        units.append(f"{spent * 1e6:.0f} {switches}")
+        time.sleep(0.005)
+finally:
+    print("\\n".join(units), flush=True)
+"""
+STRETCHED = 3.0  # a unit this many times the median was interrupted
+
+
+def host_taken_share(units: list[tuple[float, int]]) -> float:
+    """The share of probe units (microseconds, guest context switches) stretched to
+    ``STRETCHED`` times the median or more with no switch: time the host took.
+
+    >>> host_taken_share([(100, 0)] * 7 + [(400, 0), (900, 1), (320, 0)])
+    0.2
+    """
+    if not units:
+        return 0.0
+    typical = float(np.median([spent for spent, _ in units]))
+    taken = [spent for spent, switches in units if spent >= STRETCHED * typical and not switches]
+    return len(taken) / len(units)
+
+
 class CpuMeter:
     """What the processes of a measurement cost while it ran, so that a latency reads
     against the load on the machine: the CPU each named process spent (as a share of one
     core), how busy all cores were, and how often Redis forked (a log rewrite pauses it and
     copies its memory while the measurement runs). A process that has gone is left out."""
 
-    def __init__(self, pids: dict[str, int], redis_client: Any | None = None) -> None:
-        self.pids, self.redis = pids, redis_client
+    def __init__(
+        self, pids: dict[str, int], redis_client: Any | None = None, probe: bool = False
+    ) -> None:
+        self.pids, self.redis, self.probe = pids, redis_client, probe
+        self.host_taken: float | None = None
+        self.probe_units = 0
 
     @classmethod
     def of_run(cls, settings: Settings, measured: dict[str, int]) -> CpuMeter:
@@ -361,9 +413,16 @@ class CpuMeter:
         for name, service in (("Kafka broker", services.kafka), ("Redis", services.redis)):
             if (pid := service.process.pid()) is not None:
                 pids[name] = pid
-        return cls(pids, redis.Redis.from_url(settings.redis_url, socket_timeout=2.0))
+        return cls(pids, redis.Redis.from_url(settings.redis_url, socket_timeout=2.0), probe=True)
 
     def __enter__(self) -> CpuMeter:
+        self.prober = (
+            subprocess.Popen(
+                [sys.executable, "-c", _STEAL_PROBE], stdout=subprocess.PIPE, text=True
+            )
+            if self.probe
+            else None
+        )
         self.started = time.perf_counter()
         self.machine = machine_ticks(Path("/proc/stat").read_text().splitlines()[0])
         self.spent = {name: _cpu_seconds(pid) for name, pid in self.pids.items()}
@@ -383,6 +442,12 @@ class CpuMeter:
         self.forks = self._forks() - self.forks if self.forks >= 0 else -1
         if self.redis is not None:
             self.redis.close()
+        if self.prober is not None:
+            self.prober.terminate()
+            out, _ = self.prober.communicate(timeout=30)
+            units = [line.split() for line in out.splitlines() if line.strip()]
+            self.probe_units = len(units)
+            self.host_taken = host_taken_share([(float(a), int(b)) for a, b in units])
 
     def _forks(self) -> int:
         if self.redis is None:
@@ -401,6 +466,14 @@ class CpuMeter:
         rows.append(BenchResult(f"machine busy {during}", self.busy * 100, f"% of {cores} cores"))
         if self.forks >= 0:
             rows.append(BenchResult(f"Redis forks (log rewrites) {during}", self.forks, "forks"))
+        if self.host_taken is not None:
+            rows.append(
+                BenchResult(
+                    f"probe units the host stretched {during}", self.host_taken * 100, "%",
+                    f"~100 us of work stretched {STRETCHED:.0f} x or more with no switch in the "
+                    "guest: the host took its vCPU, or interrupts its core",
+                )
+            )  # fmt: skip
         return rows
 
 

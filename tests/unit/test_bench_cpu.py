@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import time
 
 from streams.bench import CpuMeter
 
@@ -44,3 +45,12 @@ def test_redis_forks_are_counted_between_start_and_end() -> None:
     forks = [row for row in meter.results("then") if row.name.startswith("Redis")]
     assert [(row.name, row.value) for row in forks] == [("Redis forks (log rewrites) then", 1)]
     assert client.closed
+
+
+def test_the_probe_runs_beside_the_measurement_and_stops_with_it() -> None:
+    with CpuMeter({}, probe=True) as meter:
+        time.sleep(0.5)
+    assert meter.prober is not None and meter.prober.returncode is not None
+    assert meter.probe_units >= 20  # a unit every ~5 ms
+    [row] = [row for row in meter.results("then") if row.name.startswith("probe units")]
+    assert row.unit == "%" and 0.0 <= row.value <= 100.0
