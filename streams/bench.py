@@ -375,7 +375,8 @@ STRETCHED = 3.0  # a unit this many times the median was interrupted
 
 def host_taken_share(units: list[tuple[float, int]]) -> float:
     """The share of probe units (microseconds, guest context switches) stretched to
-    ``STRETCHED`` times the median or more with no switch: time the host took.
+    ``STRETCHED`` times the median or more with no switch: time taken from the probe that
+    the guest's scheduler never saw (the host's, or interrupt work on its core).
 
     >>> host_taken_share([(100, 0)] * 7 + [(400, 0), (900, 1), (320, 0)])
     0.2
@@ -390,8 +391,9 @@ def host_taken_share(units: list[tuple[float, int]]) -> float:
 class CpuMeter:
     """What the processes of a measurement cost while it ran, so that a latency reads
     against the load on the machine: the CPU each named process spent (as a share of one
-    core), how busy all cores were, and how often Redis forked (a log rewrite pauses it and
-    copies its memory while the measurement runs). A process that has gone is left out."""
+    core), how busy all cores were, how often Redis forked (a log rewrite pauses it and
+    copies its memory while the measurement runs) and, with ``probe``, how often the host
+    took a vCPU away (``host_taken_share``). A process that has gone is left out."""
 
     def __init__(
         self, pids: dict[str, int], redis_client: Any | None = None, probe: bool = False
