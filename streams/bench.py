@@ -330,6 +330,10 @@ def machine_ticks(stat_line: str) -> tuple[int, int]:
     return sum(ticks), ticks[3] + ticks[4]
 
 
+def _machine_ticks_now() -> tuple[int, int]:
+    return machine_ticks(Path("/proc/stat").read_text().splitlines()[0])
+
+
 def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
     """The share of all cores that was busy between two ``machine_ticks`` samples.
 
@@ -426,22 +430,20 @@ class CpuMeter:
             else None
         )
         self.started = time.perf_counter()
-        self.machine = machine_ticks(Path("/proc/stat").read_text().splitlines()[0])
-        self.spent = {name: _cpu_seconds(pid) for name, pid in self.pids.items()}
-        self.forks = self._forks()
+        self.machine_at_start = _machine_ticks_now()
+        self.spent_at_start = {name: _cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.forks_at_start = self._forks()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self.started
-        self.busy = busy_share(
-            self.machine, machine_ticks(Path("/proc/stat").read_text().splitlines()[0])
-        )
-        spent = {}
+        self.busy = busy_share(self.machine_at_start, _machine_ticks_now())
+        self.spent: dict[str, float] = {}
         for name, pid in self.pids.items():
-            with contextlib.suppress(OSError):
-                spent[name] = _cpu_seconds(pid) - self.spent[name]
-        self.spent = spent
-        self.forks = self._forks() - self.forks if self.forks >= 0 else -1
+            with contextlib.suppress(OSError):  # gone: left out
+                self.spent[name] = _cpu_seconds(pid) - self.spent_at_start[name]
+        forks = self._forks()
+        self.forks = forks - self.forks_at_start if min(forks, self.forks_at_start) >= 0 else -1
         if self.redis is not None:
             self.redis.close()
         if self.prober is not None:
