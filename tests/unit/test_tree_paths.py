@@ -8,8 +8,8 @@ import lightgbm
 import numpy as np
 import pytest
 
+from scoring import tree_paths
 from scoring.model import TrainedModel
-from scoring.tree_paths import DENSE_ROWS
 
 
 def fitted_model() -> tuple[TrainedModel, np.ndarray]:
@@ -41,13 +41,24 @@ def test_feature_without_effect_gets_no_contribution() -> None:
     assert np.abs(contributions[:, 2]).mean() < np.abs(contributions[:, 0]).mean() / 4  # noise
 
 
-def test_a_few_rows_get_the_same_answer_as_a_large_batch() -> None:
+def test_any_number_of_rows_gets_the_same_bits_as_a_large_batch() -> None:
     model, rows = fitted_model()
     raw_all, contributions_all = model.paths().explain(rows)
-    few = DENSE_ROWS  # gathered, where the batch is multiplied
-    raw_few, contributions_few = model.paths().explain(rows[:few])
-    np.testing.assert_allclose(raw_few, raw_all[:few], rtol=1e-12)
-    np.testing.assert_allclose(contributions_few, contributions_all[:few], rtol=1e-12, atol=1e-15)
+    for few in (1, 2, 5, 17):  # a REST call's group against the stream's batch
+        raw_few, contributions_few = model.paths().explain(rows[:few])
+        np.testing.assert_array_equal(raw_few, raw_all[:few])
+        np.testing.assert_array_equal(contributions_few, contributions_all[:few])
+    raw_none, contributions_none = model.paths().explain(rows[:0])
+    assert raw_none.shape == (0,) and contributions_none.shape == (0, 5)
+
+
+def test_scipys_public_product_sums_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    model, rows = fitted_model()
+    direct = model.paths().explain(rows)
+    monkeypatch.setattr(tree_paths, "csr_matvecs", None)
+    public = model.paths().explain(rows)
+    np.testing.assert_array_equal(public[0], direct[0])
+    np.testing.assert_array_equal(public[1], direct[1])
 
 
 def test_leaf_indices_from_the_c_api_are_lightgbms_own() -> None:
