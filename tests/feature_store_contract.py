@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from scoring.features.definitions import CARD_HISTORY_SECONDS
 from scoring.features.store import CARD_COLUMNS, FeatureStore, StateWrites
 
 
@@ -38,9 +39,9 @@ def check_feature_store_contract(store: FeatureStore, reopen: Callable[[], Featu
     gone = StateWrites()
     gone.terminal_increments["term-1"]["3:f"] += 1
     store.apply(gone)
-    later = StateWrites()  # a later event, and the history cut before it
-    later.card_events["card-1"] = [[2.0, "b", 4.0, "term-1", "DE", None, None]]
-    later.card_oldest_kept["card-1"] = 0.5
+    later = StateWrites()  # a later event: the first falls out of the history window
+    later_ts = 0.75 + CARD_HISTORY_SECONDS
+    later.card_events["card-1"] = [[later_ts, "b", 4.0, "term-1", "DE", None, None]]
     later.cards["card-1"] = {
         name: [*values[1:], later.card_events["card-1"][0][i]]
         for i, (name, values) in enumerate(writes.cards["card-1"].items())
@@ -56,7 +57,7 @@ def check_feature_store_contract(store: FeatureStore, reopen: Callable[[], Featu
         )
         assert snapshot.marks == {"tx:a": "term-1|10"}
         assert snapshot.cards == {
-            "card-1": {"ts": [1.0, 2.0], "id": ["a", "b"], "amount": [2.5, 4.0],
+            "card-1": {"ts": [1.0, later_ts], "id": ["a", "b"], "amount": [2.5, 4.0],
                        "terminal": ["term-1", "term-1"], "country": [None, "DE"],
                        "lat": [None, None], "lon": [None, None]}
         }  # fmt: skip

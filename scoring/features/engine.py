@@ -129,7 +129,7 @@ class FeatureEngine:
                 [event.terminal_id, day]
             ).decode()
         for card_id in writes.cards:
-            writes.card_oldest_kept[card_id] = cards[card_id].cut_to_history()
+            cards[card_id].cut_to_history()
         self.store.stage(writes)
         rows_array = np.array(rows, dtype=np.float64).reshape(len(events), len(FEATURE_NAMES))
         return rows_array, writes

@@ -63,11 +63,12 @@ class StateWrites:
     cards: dict[str, CardEvents] = dataclasses.field(default_factory=dict)  # whole, as now
     # the same change as deltas, for stores that append instead of rewriting a history:
     card_events: dict[str, list[list]] = dataclasses.field(default_factory=dict)  # added rows
-    card_oldest_kept: dict[str, float] = dataclasses.field(default_factory=dict)  # drop <= this
     terminal_increments: dict[str, dict[str, int]] = dataclasses.field(
         default_factory=lambda: defaultdict(lambda: defaultdict(int))
     )
     marks: dict[str, str] = dataclasses.field(default_factory=dict)
+    # histories a store writes whole instead of appending to, serialised when staged
+    card_values: dict[str, bytes] = dataclasses.field(default_factory=dict)
     # computed while the store was unreachable, from what this process held in memory
     from_memory: bool = False
 

@@ -15,8 +15,13 @@ import redis
 from retraining.dataset import feature_inputs
 from scoring.features import FeatureEngine, FeatureInput, redis_store
 from scoring.features.definitions import SECONDS_PER_DAY
-from scoring.features.redis_store import RETRY_AFTER_S, RedisFeatureStore, feature_client
-from scoring.features.store import StateWrites
+from scoring.features.redis_store import (
+    RETRY_AFTER_S,
+    RedisFeatureStore,
+    feature_client,
+    parse_history,
+)
+from scoring.features.store import InMemoryFeatureStore, StateWrites
 from streams.bench import delete_keys
 from streams.chaos import own_services
 from streams.services.redis import LocalRedis
@@ -43,12 +48,15 @@ def test_set_get_and_pipelined_hash_updates(redis_url: str) -> None:
         client.close()
 
 
+@pytest.mark.parametrize("cached", [True, False])
 def test_an_outage_degrades_reads_holds_writes_and_ends_in_the_same_state(
-    services: Endpoints, tmp_path: Path
+    services: Endpoints, tmp_path: Path, cached: bool
 ) -> None:
     """The feature store with its own Redis stopped for a while mid-stream: the batches in
     between are computed from memory (flagged), their writes wait, and once Redis is back
-    the state and every later feature row are exactly those of a run without the outage."""
+    the state and every later feature row are exactly those of a run without the outage.
+    ``cached=False``: the worker had just forgotten its cards (a rebalance), so it knew none
+    of their histories while Redis was away; its held writes merge into what Redis holds."""
     settings = own_services(services.settings(), tmp_path / "redis-home", "redis")
     server = LocalRedis(settings)
     server.up()
@@ -66,6 +74,8 @@ def test_an_outage_degrades_reads_holds_writes_and_ends_in_the_same_state(
         engine = FeatureEngine(store)
         rows = [engine.process(batch) for batch in batches[:4]]
         server.down()
+        if not cached:
+            store.forget()
         for batch in batches[4:8]:
             batch_rows, writes = engine.compute(batch)
             assert writes.from_memory  # flagged: the rules decide these, not the model
@@ -162,17 +172,50 @@ def test_a_batch_reads_the_cards_of_the_one_before_while_that_is_being_stored(
         client.close()
 
 
+def test_a_cards_string_is_written_anew_once_its_stale_rows_pile_up(redis_url: str) -> None:
+    """Each batch appends its rows to a card's string; a worker that caches the card writes
+    the string anew once old events have fallen out of the history window. The histories
+    read back, and every feature row, are those of the in-memory store throughout."""
+    simulation = simulate(SimulationConfig(seed=11, days=75, customers=25, terminals=10))
+    inputs = feature_inputs(simulation.transactions)
+    client = feature_client(redis_url)
+    run = f"it-compact-{uuid.uuid4().hex[:8]}"
+    try:
+        memory = InMemoryFeatureStore()
+        in_memory = FeatureEngine(memory)
+        engine = FeatureEngine(RedisFeatureStore(client, prefix=run))
+        written_anew = 0
+        for start in range(0, len(inputs), 50):
+            batch = inputs[start : start + 50]
+            rows, writes = engine.compute(batch)
+            written_anew += len(writes.card_values)
+            engine.save(writes)
+            np.testing.assert_array_equal(rows, in_memory.process(batch))
+        assert written_anew >= len(memory.cards)  # 75 days: every card dropped old events
+        for card, columns in memory.cards.items():
+            value = client.get(f"{run}:history:{card}")
+            assert parse_history(value) == columns
+            stored = value.count(b"],[") + 1  # rows in the string, stale ones included
+            live = len(columns["ts"])
+            assert stored <= live + live // 2 + redis_store.COMPACT_AFTER_ROWS + len(batch)
+            assert stored >= live
+    finally:
+        delete_keys(client, f"{run}*")
+        client.close()
+
+
 def _days(batch: list[FeatureInput]) -> set[int]:
     return {int(event.ts // SECONDS_PER_DAY) for event in batch}
 
 
 def _state(client: redis.Redis, prefix: str) -> dict[bytes, object]:
-    """Every key under ``prefix`` (without it) with its value, as the store reads it."""
+    """Every key under ``prefix`` (without it) with its value, as the store reads it (a
+    card's history as its columns: two runs may append and compact its rows differently)."""
     state: dict[bytes, object] = {}
     for key in client.scan_iter(f"{prefix}:*", count=1_000):
         name = key[len(prefix) :]
-        kind = client.type(key)
-        state[name] = client.zrange(key, 0, -1) if kind == b"zset" else client.get(key)
+        value = client.get(key)
+        state[name] = parse_history(value) if b":history:" in name else value
     return state
 
 

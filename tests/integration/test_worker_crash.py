@@ -10,14 +10,13 @@ import time
 import uuid
 from pathlib import Path
 
-import orjson
 import pytest
 import redis
 
 from schemas.codec import decode, encode
 from schemas.scored import ScoredTransaction
 from schemas.topics import SCORED, TRANSACTIONS
-from scoring.features.redis_store import unpack_rings
+from scoring.features.redis_store import parse_history, unpack_rings
 from streams.app import create_topics, spawn_worker
 from streams.settings import Settings
 from streams.simulator.generator import SimulationConfig, simulate
@@ -79,8 +78,8 @@ def test_kill_9_mid_stream_loses_nothing_and_counts_nothing_twice(
     rings = [client.get(key) for key in client.scan_iter(f"{prefix}:terminal:*", count=1_000)]
     terminal_total = int(unpack_rings(rings)[:, 0].sum())
     card_ids: list[str] = []
-    for key in client.scan_iter(f"{prefix}:card:*", count=1_000):
-        card_ids += [orjson.loads(member)[1] for member in client.zrange(key, 0, -1)]
+    for key in client.scan_iter(f"{prefix}:history:*", count=1_000):
+        card_ids += parse_history(client.get(key))["id"]
     assert len(marks) == len(records)
     assert terminal_total == len(records)  # each transaction counted once at its terminal
     assert sorted(card_ids) == sorted(r.transaction_id for r in records)  # and once at its card
@@ -99,11 +98,11 @@ def test_a_scorer_that_fails_stops_its_worker_and_its_batch_is_scored_after_a_re
     records = [r for r in records if r is not alone] + [alone]
     items = [(r.card_id.encode(), encode(r)) for r in records]
     client = redis.Redis.from_url(settings.redis_url)
-    # another program wrote a key of ours with the wrong type: a card history that is a
-    # string fails the batch's read; a terminal's counters that are a hash fail its write
+    # another program wrote a key of ours: a card history that is not the store's JSON
+    # fails the batch's read; a terminal's counters that are a hash fail its write
     prefix = f"{settings.topic_prefix}fs"
     if broken == "card":
-        key = f"{prefix}:card:{alone.card_id}"
+        key = f"{prefix}:history:{alone.card_id}"
         client.set(key, "not a card history")
     else:
         key = f"{prefix}:terminal:{alone.terminal_id}"
@@ -140,5 +139,5 @@ def test_a_scorer_that_fails_stops_its_worker_and_its_batch_is_scored_after_a_re
     failed_with, seen = asyncio.run(run_failure())
 
     assert failed_with == 1, log.read_text()[-3000:]
-    assert "WRONGTYPE" in log.read_text()
+    assert ("a card history must be" if broken == "card" else "WRONGTYPE") in log.read_text()
     assert seen == wanted
