@@ -21,7 +21,6 @@ import orjson
 from schemas.events import Label
 from schemas.transaction import Transaction
 from scoring.features.definitions import (
-    CARD_HISTORY_SECONDS,
     CARD_WINDOWS,
     CHANNELS,
     FEATURE_NAMES,
@@ -33,7 +32,13 @@ from scoring.features.definitions import (
     haversine_km,
     vocabulary_codes,
 )
-from scoring.features.store import CARD_COLUMNS, CardEvents, FeatureStore, StateWrites
+from scoring.features.store import (
+    CARD_COLUMNS,
+    CardEvents,
+    FeatureStore,
+    StateWrites,
+    cut_to_history,
+)
 
 _WINDOW_SECONDS = tuple(CARD_WINDOWS.values())
 _ONE_DAY = _WINDOW_SECONDS.index(SECONDS_PER_DAY)
@@ -129,7 +134,7 @@ class FeatureEngine:
                 [event.terminal_id, day]
             ).decode()
         for card_id in writes.cards:
-            cards[card_id].cut_to_history()
+            cut_to_history(cards[card_id].columns)
         self.store.stage(writes)
         rows_array = np.array(rows, dtype=np.float64).reshape(len(events), len(FEATURE_NAMES))
         return rows_array, writes
@@ -324,13 +329,3 @@ class _CardHistory:
             event.latitude,
             event.longitude,
         ]
-
-    def cut_to_history(self) -> float:
-        """Drop events outside the history window of the newest one; returns the cut-off
-        (events at or before it are gone)."""
-        cut_off = self.times[-1] - CARD_HISTORY_SECONDS
-        first_kept = bisect_right(self.times, cut_off)
-        if first_kept:
-            for values in self.columns.values():
-                del values[:first_kept]
-        return cut_off

@@ -50,6 +50,7 @@ from scoring.features.store import (
     Snapshot,
     StateWrites,
     TerminalDay,
+    cut_to_history,
 )
 
 DEFAULT_MARK_TTL_DAYS = 120  # chargebacks arrive for months; a mark must outlive its label
@@ -378,15 +379,12 @@ def _history(value: bytes | str | None) -> tuple[CardEvents, int]:
         ) from error
     stored = len(rows)
     rows.sort(key=_TIME_THEN_ID)
-    cut_off = rows[-1][0] - CARD_HISTORY_SECONDS
-    first = 0
-    while rows[first][0] <= cut_off:  # the newest is never cut: this stops
-        first += 1
-    rows = rows[first:]
     if len({row[1] for row in rows}) < len(rows):  # a retried append: each event once
         rows = [row for i, row in enumerate(rows) if i == 0 or row[:2] != rows[i - 1][:2]]
     columns = [list(column) for column in zip(*rows, strict=True)]  # every row: all columns
-    return dict(zip(CARD_COLUMNS, columns, strict=True)), stored
+    history = dict(zip(CARD_COLUMNS, columns, strict=True))
+    cut_to_history(history)
+    return history, stored
 
 
 _TIME_THEN_ID = operator.itemgetter(0, 1)

@@ -19,13 +19,32 @@ store adds them up in the way that suits it (Redis: numpy over the batch's rings
 from __future__ import annotations
 
 import dataclasses
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
+from scoring.features.definitions import CARD_HISTORY_SECONDS
+
 CARD_COLUMNS = ("ts", "id", "amount", "terminal", "country", "lat", "lon")
 CardEvents = dict[str, list]  # column name -> values, one per event
 TerminalCounters = dict[str, int]
+
+
+def cut_to_history(columns: CardEvents) -> None:
+    """Drop the events outside the history window of the newest one (a card's columns,
+    sorted by time): what every store holds of a card.
+
+    >>> columns = {"ts": [1.0, 1.5, 2.0, 1.5 + CARD_HISTORY_SECONDS], "id": ["a", "b", "c", "d"]}
+    >>> cut_to_history(columns)  # at or before the newest less the window: gone
+    >>> columns
+    {'ts': [2.0, 2592001.5], 'id': ['c', 'd']}
+    """
+    times = columns["ts"]
+    first_kept = bisect_right(times, times[-1] - CARD_HISTORY_SECONDS) if times else 0
+    if first_kept:
+        for values in columns.values():
+            del values[:first_kept]
 
 
 DayRange = tuple[int, int]  # days back from a given day, both ends included: (1, 7) = last week
