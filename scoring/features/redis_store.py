@@ -2,7 +2,9 @@
 
 A batch costs two round trips: one pipeline that reads the cards not cached here and the
 terminals, and one server-side script that writes everything the batch changed atomically,
-so a worker that dies mid-batch leaves either all of its updates or none.
+so a worker that dies mid-batch leaves either all of its updates or none. The script runs a
+batch once however often it is sent: it stores a token of the batch with its changes and
+does nothing when the token is there already (a batch whose answer was lost is sent again).
 
 A card's history is one Redis string of its events as JSON rows, each batch appending the
 rows it adds (``APPEND``: no order to keep in Redis); a reader parses them in one call,
@@ -29,11 +31,13 @@ Redis answers again. Reads of marks (the labels' join) never degrade: they raise
 
 from __future__ import annotations
 
+import itertools
 import logging
 import operator
 import struct
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -59,16 +63,24 @@ DEFAULT_MARK_TTL_DAYS = 120  # chargebacks arrive for months; a mark must outliv
 CARD_TTL_SECONDS = CARD_HISTORY_SECONDS + SECONDS_PER_DAY
 TERMINAL_TTL_SECONDS = 60 * SECONDS_PER_DAY
 RING_DAYS = 64  # slots per terminal: more than the deepest window (label delay + 30 days)
+# A batch's token outlives any resend of it; only a batch whose answer never came (its
+# writer died, or the call that would have acknowledged it failed) leaves one this long.
+TOKEN_TTL_SECONDS = 7 * SECONDS_PER_DAY
 
 
 # A batch's writes as one server-side script: atomic like MULTI/EXEC, and one command for
 # the client to pack instead of thousands (redis-py spends ~30 us of Python per command).
 # A card's rows are appended ('a') or, to drop its stale rows, written anew ('s').
+# KEYS[1] is the batch's token: a batch whose token is there already was stored before (its
+# answer was lost and it is sent again) and changes nothing; the next KEYS[2..] are the
+# tokens of batches acknowledged since, no longer needed.
 _APPLY = """
 local card_ttl, terminal_ttl, mark_ttl = ARGV[1], ARGV[2], ARGV[3]
 local cards, increments, marks = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local ring = tonumber(ARGV[7])
-local k, a = 1, 8
+local ring, token_ttl, acknowledged = tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9])
+for k = 2, acknowledged + 1 do redis.call('DEL', KEYS[k]) end
+if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', token_ttl) then return 0 end
+local k, a = acknowledged + 2, 10
 for _ = 1, cards do
   if ARGV[a] == 's' then
     redis.call('SET', KEYS[k], ARGV[a + 1], 'EX', card_ttl)
@@ -144,6 +156,10 @@ class RedisFeatureStore:
         self.down_since: float | None = None
         self._retry_at = 0.0
         self._held_lock = threading.Lock()  # the scorer saves in a thread; labels on the loop
+        self._writer = uuid.uuid4().hex[:16]  # batch tokens: this store's id and a count
+        self._batches = itertools.count()
+        self._acknowledged: list[str] = []  # tokens of stored batches: the next store drops them
+        self._tokens_lock = threading.Lock()
 
     def read(
         self,
@@ -301,7 +317,16 @@ class RedisFeatureStore:
         return self.cache is not None and card_id in self.cache
 
     def _store(self, writes: StateWrites) -> None:
-        keys: list[str] = []
+        """Run the batch's script once, however often it is sent: with a token of its own
+        (kept with the writes, so a held batch keeps it), which the script stores with the
+        changes and checks first. A batch sent again after Redis ran it but its answer was
+        lost (redis-py's retry, or a held batch whose first store timed out) would otherwise
+        count its terminals' transactions twice."""
+        if not writes.token:
+            writes.token = f"{self.prefix}:applied:{self._writer}:{next(self._batches)}"
+        with self._tokens_lock:
+            acknowledged, self._acknowledged = self._acknowledged, []
+        keys: list[str] = [writes.token, *acknowledged]
         args: list[bytes | str | int | float] = []
         for card, rows in writes.card_events.items():
             keys.append(self._card(card))
@@ -325,8 +350,17 @@ class RedisFeatureStore:
             len(increments),
             len(writes.marks),
             RING_DAYS,
+            TOKEN_TTL_SECONDS,
+            len(acknowledged),
         ]
-        self._apply(keys=keys, args=header + args)
+        try:
+            self._apply(keys=keys, args=header + args)
+        except BaseException:
+            with self._tokens_lock:  # dropped or not, they go again with the next batch
+                self._acknowledged[:0] = acknowledged
+            raise
+        with self._tokens_lock:
+            self._acknowledged.append(writes.token)
 
     def forget(self) -> None:
         if self.cache is not None:

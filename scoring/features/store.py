@@ -90,6 +90,8 @@ class StateWrites:
     card_values: dict[str, bytes] = dataclasses.field(default_factory=dict)
     # computed while the store was unreachable, from what this process held in memory
     from_memory: bool = False
+    # set by a store that may be sent a batch twice: how it knows the batch (Redis's script)
+    token: str = ""
 
     def __bool__(self) -> bool:
         return bool(self.cards or self.terminal_increments or self.marks)

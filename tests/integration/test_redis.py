@@ -204,6 +204,49 @@ def test_a_cards_string_is_written_anew_once_its_stale_rows_pile_up(redis_url: s
         client.close()
 
 
+def test_a_batch_sent_again_after_its_answer_was_lost_counts_once(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis ran a batch's script but its answer never came (a timeout): the store holds the
+    batch and sends it again. Its token makes the second run change nothing, so the state
+    is that of a run where every answer arrived (without it, the terminals of the batches
+    sent twice counted their transactions twice). Tokens of acknowledged batches go."""
+    monkeypatch.setattr(redis_store, "RETRY_AFTER_S", 0.0)  # send held writes at once
+    simulation = simulate(SimulationConfig(seed=7, days=6, customers=60, terminals=20))
+    inputs = feature_inputs(simulation.transactions)
+    batches = [inputs[i : i + 80] for i in range(0, len(inputs), 80)]
+    assert len(batches) >= 8
+    client = feature_client(redis_url)
+    run = f"it-token-{uuid.uuid4().hex[:8]}"
+    try:
+        steady = FeatureEngine(RedisFeatureStore(client, prefix=f"{run}-steady"))
+        for batch in batches:
+            steady.process(batch)
+
+        store = RedisFeatureStore(client, prefix=f"{run}-lost")
+        engine = FeatureEngine(store)
+        script, calls, lost = store._apply, itertools.count(), {2, 5}
+
+        def answer_lost(**kwargs: object) -> object:
+            answer = script(**kwargs)  # Redis runs it...
+            if next(calls) in lost:
+                raise redis.TimeoutError("the answer was lost")  # ...the caller never hears
+            return answer
+
+        store._apply = answer_lost  # type: ignore[assignment]
+        for batch in batches:
+            engine.process(batch)
+        assert next(calls) == len(batches) + len(lost)  # each lost one was sent again
+        assert store.held == [] and store.down_since is None
+
+        assert _state(client, f"{run}-lost") == _state(client, f"{run}-steady")
+        for prefix in (f"{run}-lost", f"{run}-steady"):  # only the last batch's is kept
+            assert len(list(client.scan_iter(f"{prefix}:applied:*"))) == 1
+    finally:
+        delete_keys(client, f"{run}*")
+        client.close()
+
+
 def _days(batch: list[FeatureInput]) -> set[int]:
     return {int(event.ts // SECONDS_PER_DAY) for event in batch}
 
@@ -214,6 +257,8 @@ def _state(client: redis.Redis, prefix: str) -> dict[bytes, object]:
     state: dict[bytes, object] = {}
     for key in client.scan_iter(f"{prefix}:*", count=1_000):
         name = key[len(prefix) :]
+        if name.startswith(b":applied:"):
+            continue  # batch tokens: each run's own
         value = client.get(key)
         state[name] = parse_history(value) if b":history:" in name else value
     return state
