@@ -1,10 +1,11 @@
 """The online feature store: the same state as ``InMemoryFeatureStore``, in Redis.
 
-A batch costs two round trips: one pipeline that reads the cards not cached here and the
-terminals, and one server-side script that writes everything the batch changed atomically,
-so a worker that dies mid-batch leaves either all of its updates or none. The script runs a
-batch once however often it is sent: it stores a token of the batch with its changes and
-does nothing when the token is there already (a batch whose answer was lost is sent again).
+A batch costs two round trips: one ``MGET`` of the marks it asks, the cards not cached
+here and the terminals, and one server-side script that writes everything the batch
+changed atomically, so a worker that dies mid-batch leaves either all of its updates or
+none. The script runs a batch once however often it is sent: it stores a token of the batch
+with its changes and does nothing when the token is there already (a batch whose answer
+was lost is sent again).
 
 A card's history is one Redis string of its events as JSON rows, each batch appending the
 rows it adds (``APPEND``: no order to keep in Redis); a reader parses them in one call,
@@ -39,6 +40,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 import numpy as np
 import orjson
@@ -168,7 +170,7 @@ class RedisFeatureStore:
         terminal_days: Sequence[TerminalDay] = (),
         ranges: Sequence[DayRange] = (),
     ) -> Snapshot:
-        """One round trip: the marks, the uncached cards' histories, the terminals' sums.
+        """One ``MGET``: the marks, the uncached cards' histories, the terminals' sums.
         Redis unreachable: without marks, what this process holds; with marks, the error."""
         wanted = list(card_ids)
         if not self.degrade:
@@ -196,18 +198,17 @@ class RedisFeatureStore:
     ) -> Snapshot:
         cached = self.cache if self.cache is not None else {}
         missing = [card for card in wanted if card not in cached]
-        pipe = self.client.pipeline(transaction=False)
-        if mark_keys:
-            pipe.mget([self._mark(key) for key in mark_keys])
-        if missing:
-            pipe.mget([self._card(card) for card in missing])
         terminals = list({terminal for terminal, _ in terminal_days})
-        if terminals:
-            pipe.mget([self._terminal(terminal) for terminal in terminals])
-        results = pipe.execute() if len(pipe) else []
-        marks = results.pop(0) if mark_keys else []
-        histories = results.pop(0) if missing else []
-        rings = results.pop() if terminals else []
+        keys = [self._mark(key) for key in mark_keys]
+        keys += [self._card(card) for card in missing]
+        keys += [self._terminal(terminal) for terminal in terminals]
+        # one command, not a pipeline of three: redis-py's pipeline machinery cost a REST
+        # call's read (one card, one terminal) ~20 us more of CPU, 8 % of its features
+        values = cast(list[bytes | None], self.client.mget(keys)) if keys else []
+        cards_from = len(mark_keys)
+        terminals_from = cards_from + len(missing)
+        marks, histories = values[:cards_from], values[cards_from:terminals_from]
+        rings = values[terminals_from:]
         loaded: dict[str, CardEvents] = {}
         for card, value in zip(missing, histories, strict=True):
             loaded[card], rows = _history(value)
