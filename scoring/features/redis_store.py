@@ -414,7 +414,9 @@ def _history(value: bytes | str | None) -> tuple[CardEvents, int]:
         ) from error
     stored = len(rows)
     rows.sort(key=_TIME_THEN_ID)
-    if len({row[1] for row in rows}) < len(rows):  # a retried append: each event once
+    # an event appended twice (two workers scoring it across a rebalance; a resent batch
+    # no longer can, its token stops it): each event once
+    if len({row[1] for row in rows}) < len(rows):
         rows = [row for i, row in enumerate(rows) if i == 0 or row[:2] != rows[i - 1][:2]]
     columns = [list(column) for column in zip(*rows, strict=True)]  # every row: all columns
     history = dict(zip(CARD_COLUMNS, columns, strict=True))
