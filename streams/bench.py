@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,7 @@ async def run_bench(
             "msg/s",
         ),
     ]
+    floor = await _latency_floor(settings, run, values[count:], rate)
     worker_settings = _worker_settings(settings, run)
     await create_topics(worker_settings)
     await _produce(
@@ -110,7 +111,13 @@ async def run_bench(
         results.append(BenchResult(name, throughput, "tx/s"))
         results.append(BenchResult("scoring worker CPU per transaction", cpu * 1e6, "µs"))
         with CpuMeter.of_run(settings, {"scoring worker": worker.pid}) as meter:
-            latencies = await _steady_latency(worker_settings, values[count:], rate, count)
+            latencies = await _steady_latency(
+                settings.kafka_bootstrap,
+                worker_settings.topic(TRANSACTIONS.name),
+                worker_settings.topic(SCORED.name),
+                values[count:],
+                rate,
+            )
     for q in (50, 95, 99):
         results.append(
             BenchResult(
@@ -120,7 +127,85 @@ async def run_bench(
                 "produce -> scored output received",
             )
         )
-    return results + meter.results(f"at {rate:.0f} tx/s")
+    return results + meter.results(f"at {rate:.0f} tx/s") + floor
+
+
+async def _latency_floor(
+    settings: Settings, run: str, items: list[tuple[bytes, bytes]], rate: float
+) -> list[BenchResult]:
+    """The same steady load through a process that does nothing but pass each message on
+    (``relay``): the latency of two Kafka hops and the load generator on this machine, below
+    which no scorer can go."""
+    source, target = f"bench{run}.floor", f"bench{run}.floor.out"
+    partitions = settings.partitions
+    await ensure_topics(settings.kafka_bootstrap, {source: partitions, target: partitions})
+    command = "from streams.bench import relay_process; relay_process()"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", command, settings.kafka_bootstrap, source, target, str(partitions),
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        if await asyncio.wait_for(process.stdout.readline(), timeout=60) != b"ready\n":
+            raise RuntimeError("the relay did not start")
+        with CpuMeter.of_run(settings, {"relay": process.pid}) as meter:
+            latencies = await _steady_latency(settings.kafka_bootstrap, source, target, items, rate)
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        await process.wait()
+    during = f"at {rate:.0f} tx/s (floor run)"
+    rows = [
+        BenchResult(
+            f"relay latency p{q} at {rate:.0f} tx/s",
+            float(np.percentile(latencies, q)) * 1000,
+            "ms",
+            "the floor: raw aiokafka passing each message on, no work",
+        )
+        for q in (50, 95, 99)
+    ]
+    wanted = (f"CPU {during}: relay", f"machine busy {during}")
+    return rows + [row for row in meter.results(during) if row.name in wanted]
+
+
+def relay_process() -> None:
+    """``python -c`` entry of ``relay``: bootstrap, source, target, partitions."""
+    bootstrap, source, target, partitions = sys.argv[1:5]
+
+    def say_ready() -> None:
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+
+    uvloop.run(relay(bootstrap, source, target, int(partitions), say_ready))
+
+
+async def relay(
+    bootstrap: str, source: str, target: str, partitions: int, ready: Callable[[], None]
+) -> None:
+    """Pass every new message of ``source`` on to the same partition of ``target``, as soon
+    as it comes and with nothing else done: fetches answered once a byte is there, sends sent
+    at once. Calls ``ready`` when it reads every partition; runs until cancelled."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=100)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    await consumer.start()
+    await producer.start()
+    try:
+        assigned = [TopicPartition(source, p) for p in range(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_end(*assigned)
+        for tp in assigned:
+            await consumer.position(tp)  # resolved now, so nothing sent after ``ready`` is missed
+        ready()
+        while True:
+            fetched = await consumer.getmany(timeout_ms=1_000, max_records=5_000)
+            for tp, messages in fetched.items():
+                for message in messages:
+                    await producer.send(
+                        target, key=message.key, value=message.value, partition=tp.partition
+                    )
+    finally:
+        await producer.stop()
+        await consumer.stop()
 
 
 async def workers_throughput(settings: Settings, count: int, workers: int) -> list[BenchResult]:
@@ -510,15 +595,12 @@ async def _count_rate(
 
 
 async def _steady_latency(
-    settings: Settings, items: list[tuple[bytes, bytes]], rate: float, already: int
+    bootstrap: str, source: str, scored: str, items: list[tuple[bytes, bytes]], rate: float
 ) -> np.ndarray:
-    """Publish at ``rate`` and time each transaction from its send to its scored output."""
-    consumer = AIOKafkaConsumer(
-        settings.topic(SCORED.name),
-        bootstrap_servers=settings.kafka_bootstrap,
-        auto_offset_reset="latest",
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=1)
+    """Publish ``items`` to ``source`` at ``rate`` and time each transaction from its send
+    to its output on ``scored``."""
+    consumer = AIOKafkaConsumer(scored, bootstrap_servers=bootstrap, auto_offset_reset="latest")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1)
     await consumer.start()
     await producer.start()
     await consumer.seek_to_end()
@@ -528,8 +610,7 @@ async def _steady_latency(
     # sends go out in 2 ms ticks as one record batch per partition, and an output's id is
     # cut from its first bytes ({"transaction":{"transaction_id":"..." as the scorer writes
     # it) instead of parsed
-    topic = settings.topic(TRANSACTIONS.name)
-    sender = BatchSender(lambda: producer, topic)
+    sender = BatchSender(lambda: producer, source)
     ids = [orjson.loads(value)["transaction_id"].encode() for _, value in items]
 
     async def receive() -> None:

@@ -4,7 +4,8 @@ written between the report's markers (the text around them is the analysis, by h
 Stream throughput and latency (one worker, then two sharing the partitions), REST
 throughput and latency, the time to train on a 1,000,000-transaction history, and the time
 from drift to a new champion in the demo's closed loop; each next to what bounds it on the
-same machine in the same run (raw aiokafka, a no-op Faust agent, a trivial FastAPI endpoint).
+same machine in the same run (raw aiokafka, a no-op Faust agent, a trivial FastAPI endpoint),
+latencies next to their floor (the same load through a relay or the trivial endpoint).
 """
 
 from __future__ import annotations

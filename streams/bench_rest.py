@@ -58,6 +58,8 @@ async def run_rest_bench(settings: Settings, seconds: float, rate: float) -> lis
     try:
         echo_request = _request("/echo", b'{"transaction_id":"t1","card_id":"c1","amount":5.5}')
         ceiling, _ = await _closed_loop(port, [echo_request], seconds)
+        with CpuMeter.of_run(settings, {"trivial endpoint": trivial.pid}) as floor_meter:
+            floor = await _open_loop(port, [echo_request], rate, seconds)
     finally:
         trivial.terminate()
         trivial.wait(timeout=30)
@@ -90,7 +92,18 @@ async def run_rest_bench(settings: Settings, seconds: float, rate: float) -> lis
     for q in (50, 95, 99):
         value = float(np.percentile(latencies, q)) * 1000
         results.append(BenchResult(f"POST /predict latency p{q} at {rate:.0f} req/s", value, "ms"))
-    return results + meter.results(f"at {rate:.0f} req/s")
+    results += meter.results(f"at {rate:.0f} req/s")
+    for q in (50, 95, 99):
+        value = float(np.percentile(floor, q)) * 1000
+        results.append(
+            BenchResult(
+                f"trivial endpoint latency p{q} at {rate:.0f} req/s", value, "ms",
+                "the floor: the framework and the load generator, no work",
+            )
+        )  # fmt: skip
+    during = f"at {rate:.0f} req/s (floor run)"
+    wanted = (f"CPU {during}: trivial endpoint", f"machine busy {during}")
+    return results + [row for row in floor_meter.results(during) if row.name in wanted]
 
 
 def _with_history(client: redis.Redis, prefix: str, label_delay_days: int) -> list[bytes]:
