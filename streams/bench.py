@@ -103,6 +103,21 @@ async def run_bench(
     await _produce(
         settings.kafka_bootstrap, worker_settings.topic(TRANSACTIONS.name), values[:count]
     )
+    with state_deleted_after(settings, worker_settings.topic_prefix):
+        results += await _worker_latency(settings, worker_settings, values, count, rate)
+    return results + floor
+
+
+async def _worker_latency(
+    settings: Settings,
+    worker_settings: Settings,
+    values: list[tuple[bytes, bytes]],
+    count: int,
+    rate: float,
+) -> list[BenchResult]:
+    """One worker's throughput on ``count`` waiting transactions, then its latency on the
+    rest sent at ``rate``."""
+    results = []
     async with _scoring_workers(worker_settings, 1, "bench-worker.log") as (worker,):
         throughput, cpu = await _count_rate(
             settings.kafka_bootstrap, worker_settings.topic(SCORED.name), count, worker.pid
@@ -127,7 +142,7 @@ async def run_bench(
                 "produce -> scored output received",
             )
         )
-    return results + meter.results(f"at {rate:.0f} tx/s") + floor
+    return results + meter.results(f"at {rate:.0f} tx/s")
 
 
 async def _latency_floor(
@@ -215,18 +230,27 @@ async def workers_throughput(settings: Settings, count: int, workers: int) -> li
     values = _transactions(count + 600)
     worker_settings = _worker_settings(settings, run)
     await create_topics(worker_settings)
-    source, scored = worker_settings.topic(TRANSACTIONS.name), worker_settings.topic(SCORED.name)
-    async with _scoring_workers(worker_settings, workers, "bench-workers.log") as processes:
-        await _produce(settings.kafka_bootstrap, source, values[:600])
-        await _count_rate(settings.kafka_bootstrap, scored, 600)
-        await asyncio.sleep(15.0)  # every member has joined and the group has settled
-        counting = asyncio.create_task(
-            _count_rate(settings.kafka_bootstrap, scored, 600 + count, processes[0].pid)
-        )
-        await _produce(settings.kafka_bootstrap, source, values[600:])
-        throughput, _ = await counting
+    with state_deleted_after(settings, worker_settings.topic_prefix):
+        throughput = await _shared_throughput(worker_settings, values, count, workers)
     name = f"scoring workers ({workers} processes sharing {settings.partitions} partitions)"
     return [BenchResult(name, throughput, "tx/s", "group settled before the load")]
+
+
+async def _shared_throughput(
+    worker_settings: Settings, values: list[tuple[bytes, bytes]], count: int, workers: int
+) -> float:
+    source, scored = worker_settings.topic(TRANSACTIONS.name), worker_settings.topic(SCORED.name)
+    bootstrap = worker_settings.kafka_bootstrap
+    async with _scoring_workers(worker_settings, workers, "bench-workers.log") as processes:
+        await _produce(bootstrap, source, values[:600])
+        await _count_rate(bootstrap, scored, 600)
+        await asyncio.sleep(15.0)  # every member has joined and the group has settled
+        counting = asyncio.create_task(
+            _count_rate(bootstrap, scored, 600 + count, processes[0].pid)
+        )
+        await _produce(bootstrap, source, values[600:])
+        throughput, _ = await counting
+    return throughput
 
 
 def _worker_settings(settings: Settings, run: str) -> Settings:
@@ -733,6 +757,23 @@ def step_costs(settings: Settings, count: int = 10_000, batch: int = 500) -> lis
             delete_keys(client, f"{prefix}:*")
         client.close()
     return [BenchResult(step, seconds / count * 1e6, "µs/tx") for step, seconds in spent.items()]
+
+
+@contextlib.contextmanager
+def state_deleted_after(settings: Settings, prefix: str) -> Iterator[None]:
+    """Delete the Redis keys under ``prefix`` (a run's own state) when the block ends, however
+    it ends: left behind, every run's ~50,000-150,000 keys grow the data set that each later
+    append-only-file rewrite copies, while a benchmark measures."""
+    import redis
+
+    try:
+        yield
+    finally:
+        client = redis.Redis.from_url(settings.redis_url)
+        try:
+            delete_keys(client, f"{prefix}*")
+        finally:
+            client.close()
 
 
 def delete_keys(client: Any, pattern: str) -> None:

@@ -19,7 +19,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from streams.bench import BenchResult, machine, result_rows, run_bench, workers_throughput
+from streams.bench import (
+    BenchResult,
+    machine,
+    result_rows,
+    run_bench,
+    state_deleted_after,
+    workers_throughput,
+)
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -119,7 +126,8 @@ def drift_to_champion(base: Settings, say: Callable[[str], None]) -> list[BenchR
     settings = dataclasses.replace(demo_settings(base, run), model_name=f"{base.model_name}-{run}")
     plan = DemoPlan.default()
     home = settings.home / "demo" / run
-    result = run_loop(settings, plan, home / "data", home / "logs", say, time.monotonic())
+    with state_deleted_after(settings, settings.topic_prefix):
+        result = run_loop(settings, plan, home / "data", home / "logs", say, time.monotonic())
     state = result.state
     assert plan.config.drift_at is not None
     onset = state.first_wall_of_day.get(plan.config.drift_at.date())

@@ -1,5 +1,6 @@
-"""The relay that gives the stream benchmark its latency floor passes every message on, to
-the same partition and in order, through the real broker."""
+"""Parts of the benchmarks on the real services: the relay that gives the stream's latency
+floor passes every message on, to the same partition and in order; a run's Redis state is
+deleted when it ends, and nobody else's."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import asyncio
 import uuid
 from collections import defaultdict
 
+import pytest
+import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.bench import relay
+from streams.bench import relay, state_deleted_after
 from streams.kafka_admin import ensure_topics
+from tests.conftest import Endpoints
 
 
 def test_the_relay_passes_each_message_on_to_the_same_partition_in_order(
@@ -50,3 +54,22 @@ def test_the_relay_passes_each_message_on_to_the_same_partition_in_order(
 
     assert len(sent_to) == 3  # the keys spread over every partition
     assert received == sent_to
+
+
+def test_a_runs_redis_state_is_deleted_when_it_ends_even_by_an_error(
+    services: Endpoints,
+) -> None:
+    settings = services.settings()
+    run, other = f"itbench{uuid.uuid4().hex[:8]}.", f"itother{uuid.uuid4().hex[:8]}."
+    client = redis.Redis.from_url(services.redis_url)
+    try:
+        client.set(f"{other}fs:history:card-1", b"kept")
+        with pytest.raises(RuntimeError), state_deleted_after(settings, run):
+            client.mset({f"{run}fs:history:card-{n}": b"row" for n in range(25_000)})
+            client.set(f"{run}challenger", b"model")
+            raise RuntimeError("the benchmark failed halfway")
+        assert list(client.scan_iter(f"{run}*", count=10_000)) == []
+        assert client.get(f"{other}fs:history:card-1") == b"kept"
+    finally:
+        client.delete(f"{other}fs:history:card-1")
+        client.close()
