@@ -133,16 +133,10 @@ async def _worker_latency(
                 values[count:],
                 rate,
             )
-    for q in (50, 95, 99):
-        results.append(
-            BenchResult(
-                f"end-to-end latency p{q} at {rate:.0f} tx/s",
-                float(np.percentile(latencies, q)) * 1000,
-                "ms",
-                "produce -> scored output received",
-            )
-        )
-    return results + meter.results(f"at {rate:.0f} tx/s")
+    at = f"{rate:.0f} tx/s"
+    note = "produce -> scored output received"
+    results += latency_rows("end-to-end latency", at, latencies, note)
+    return results + meter.results(f"at {at}")
 
 
 async def _latency_floor(
@@ -169,18 +163,25 @@ async def _latency_floor(
         if process.returncode is None:
             process.terminate()
         await process.wait()
-    during = f"at {rate:.0f} tx/s (floor run)"
-    rows = [
-        BenchResult(
-            f"relay latency p{q} at {rate:.0f} tx/s",
-            float(np.percentile(latencies, q)) * 1000,
-            "ms",
-            "the floor: raw aiokafka passing each message on, no work",
-        )
+    at = f"{rate:.0f} tx/s"
+    note = "the floor: raw aiokafka passing each message on, no work"
+    return latency_rows("relay latency", at, latencies, note) + meter.brief(
+        f"at {at} (floor run)", "relay"
+    )
+
+
+def latency_rows(what: str, at: str, seconds: np.ndarray, note: str = "") -> list[BenchResult]:
+    """The p50, p95 and p99 of ``seconds``, in milliseconds.
+
+    >>> [(r.name, r.value) for r in latency_rows("relay latency", "5 tx/s", np.full(4, 0.002))]
+    ... # doctest: +NORMALIZE_WHITESPACE
+    [('relay latency p50 at 5 tx/s', 2.0), ('relay latency p95 at 5 tx/s', 2.0),
+     ('relay latency p99 at 5 tx/s', 2.0)]
+    """
+    return [
+        BenchResult(f"{what} p{q} at {at}", float(np.percentile(seconds, q)) * 1000, "ms", note)
         for q in (50, 95, 99)
     ]
-    wanted = (f"CPU {during}: relay", f"machine busy {during}")
-    return rows + [row for row in meter.results(during) if row.name in wanted]
 
 
 def relay_process() -> None:
@@ -569,6 +570,11 @@ class CpuMeter:
             return int(self.redis.info("stats")["total_forks"])
         except Exception:  # a measure beside the benchmark: never its failure
             return -1
+
+    def brief(self, during: str, name: str) -> list[BenchResult]:
+        """Of ``results``, only process ``name``'s CPU and how busy the machine was."""
+        wanted = (f"CPU {during}: {name}", f"machine busy {during}")
+        return [row for row in self.results(during) if row.name in wanted]
 
     def results(self, during: str) -> list[BenchResult]:
         rows = [

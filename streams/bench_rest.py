@@ -20,7 +20,7 @@ from schemas.codec import encode
 from scoring.features import FeatureEngine, FeatureInput
 from scoring.features.redis_store import RedisFeatureStore
 from streams.api import spawn_api, start_http_service
-from streams.bench import BenchResult, CpuMeter, delete_keys
+from streams.bench import BenchResult, CpuMeter, delete_keys, latency_rows
 from streams.settings import Settings
 from streams.simulator.generator import SimulationConfig, simulate
 from streams.simulator.records import transaction_records
@@ -89,21 +89,12 @@ async def run_rest_bench(settings: Settings, seconds: float, rate: float) -> lis
         ),
         BenchResult("POST /predict, closed loop", throughput, "req/s"),
     ]
-    for q in (50, 95, 99):
-        value = float(np.percentile(latencies, q)) * 1000
-        results.append(BenchResult(f"POST /predict latency p{q} at {rate:.0f} req/s", value, "ms"))
-    results += meter.results(f"at {rate:.0f} req/s")
-    for q in (50, 95, 99):
-        value = float(np.percentile(floor, q)) * 1000
-        results.append(
-            BenchResult(
-                f"trivial endpoint latency p{q} at {rate:.0f} req/s", value, "ms",
-                "the floor: the framework and the load generator, no work",
-            )
-        )  # fmt: skip
-    during = f"at {rate:.0f} req/s (floor run)"
-    wanted = (f"CPU {during}: trivial endpoint", f"machine busy {during}")
-    return results + [row for row in floor_meter.results(during) if row.name in wanted]
+    at = f"{rate:.0f} req/s"
+    results += latency_rows("POST /predict latency", at, latencies)
+    results += meter.results(f"at {at}")
+    note = "the floor: the framework and the load generator, no work"
+    results += latency_rows("trivial endpoint latency", at, floor, note)
+    return results + floor_meter.brief(f"at {at} (floor run)", "trivial endpoint")
 
 
 def _with_history(client: redis.Redis, prefix: str, label_delay_days: int) -> list[bytes]:
