@@ -52,11 +52,12 @@ from scoring.serving import Scorer
 from streams.challenger import ChallengerChannel, ChallengerLearner
 from streams.consumer import App, BatchInbox
 from streams.drift_agent import DriftAgent, ReferenceLoader
-from streams.kafka_admin import ensure_topics
+from streams.kafka_admin import ensure_topics, group_coordinator_ready
 from streams.metrics import WorkerMetrics
 from streams.model_updates import follow_model_updates
 from streams.settings import Settings, to_env
 from streams.sink_agents import CHALLENGER_EVERY_S, add_sink_agents, by_partition, label_or_none
+from streams.startup import until_kafka_answers
 from streams.training_store import TrainingStore
 
 logger = logging.getLogger(__name__)
@@ -170,11 +171,18 @@ def make_parts(settings: Settings) -> WorkerParts:
 async def create_topics(settings: Settings, groups: tuple[str, ...] = ()) -> list[str]:
     """Every topic with its partition count, and the leader-election topic (one partition)
     of each Faust app (the workers', the trainer's and ``groups``), before any worker or
-    producer touches them: the broker auto-creates none."""
+    producer touches them: the broker auto-creates none. Every process calls this first, so
+    here it waits for a broker that is starting: until it listens and can coordinate a
+    consumer group, at most ``startup_timeout`` seconds."""
     partitions = {settings.topic(spec.name): settings.partitions for spec in ALL_TOPICS}
     for group in (settings.app_id, f"{settings.app_id}-trainer", *groups):
         partitions[f"{group}-__assignor-__leader"] = 1
-    return await ensure_topics(settings.kafka_bootstrap, partitions)
+
+    async def attempt() -> list[str]:
+        await group_coordinator_ready(settings.kafka_bootstrap, settings.app_id)
+        return await ensure_topics(settings.kafka_bootstrap, partitions)
+
+    return await until_kafka_answers(settings.kafka_bootstrap, attempt, settings.startup_timeout)
 
 
 class QuietMonitor(Monitor):

@@ -248,6 +248,7 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
 def _train(settings: Settings, args: argparse.Namespace) -> int:
     from streams.jobs import train
 
+    _wait_for_registry(settings)
     edges = ("train_start", "train_end", "test_start", "test_end")
     report = train(
         settings,
@@ -341,6 +342,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.set_event_loop(loop)
     _limit_registry_retries()
     agents = tuple(a.strip() for a in args.agents.split(",") if a.strip())
+    _wait_for_state_and_registry(settings)
     created = loop.run_until_complete(create_topics(settings, (group_id(settings, agents),)))
     if created:
         logger.info("created topics %s", ", ".join(created))
@@ -372,6 +374,7 @@ def _trainer(settings: Settings, args: argparse.Namespace) -> int:
     from streams.app import create_topics
     from streams.trainer import build_trainer_app
 
+    _wait_for_registry(settings)
     asyncio.run(create_topics(settings))
     app = build_trainer_app(settings)
     logger.info("trainer: retrains on requests and on %r", settings.retrain_cron)
@@ -387,6 +390,7 @@ def _retrain(settings: Settings, args: argparse.Namespace) -> int:
     from schemas.events import RetrainReason
     from streams.lifecycle import manual_request, publish_update, retrain
 
+    _wait_for_registry(settings)
     outcome = retrain(settings, manual_request(RetrainReason.MANUAL, {"by": "fraudstream retrain"}))
     _say(f"retrain: {outcome.status}, version {outcome.version}: {outcome.reason}")
     if outcome.update is not None:
@@ -400,6 +404,7 @@ def _promote(settings: Settings, args: argparse.Namespace) -> int:
 
     from streams.lifecycle import promote_version, publish_update
 
+    _wait_for_registry(settings)
     update = promote_version(settings, args.version, args.reason)
     asyncio.run(publish_update(settings, update))
     _say(f"{update.model_name}: champion {update.previous_version} -> {update.version}")
@@ -414,6 +419,7 @@ def _promote_challenger(settings: Settings, args: argparse.Namespace) -> int:
     from streams.challenger import ChallengerChannel
     from streams.lifecycle import challenger_through_the_gate, publish_update
 
+    _wait_for_registry(settings)
     channel = ChallengerChannel(
         redis.Redis.from_url(settings.redis_url), f"{settings.topic_prefix}challenger"
     )
@@ -433,6 +439,7 @@ def _rollback(settings: Settings, args: argparse.Namespace) -> int:
 
     from streams.lifecycle import publish_update, rollback_champion
 
+    _wait_for_registry(settings)
     update = rollback_champion(settings)
     asyncio.run(publish_update(settings, update))
     _say(f"{update.model_name}: champion {update.previous_version} -> {update.version} (rollback)")
@@ -446,9 +453,34 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
     from streams.app import create_topics
 
     _limit_registry_retries()
+    _wait_for_state_and_registry(settings)
     asyncio.run(create_topics(settings))
     serve(settings)
     return 0
+
+
+def _wait_for_registry(settings: Settings) -> None:
+    """Commands that need the registry wait for an MLflow server that is starting (a local
+    store answers at once); past ``FRAUD_STARTUP_TIMEOUT`` they stop, naming it."""
+    from streams.startup import wait_for_mlflow
+
+    wait_for_mlflow(settings.mlflow_tracking_uri, settings.startup_timeout)
+
+
+def _wait_for_state_and_registry(settings: Settings) -> None:
+    """A scorer (worker or API) waits for Redis, which holds the feature state. It waits for
+    MLflow only while it has no model of its own: with a locally cached one it starts at once
+    (an MLflow outage must not stop scoring); with none, the rules decide after the wait, and
+    the champion is loaded as soon as the registry answers."""
+    from streams.startup import ServiceUnavailable, wait_for_mlflow, wait_for_redis
+
+    wait_for_redis(settings.redis_url, settings.startup_timeout)
+    if settings.model_cache_file.exists():
+        return
+    try:
+        wait_for_mlflow(settings.mlflow_tracking_uri, settings.startup_timeout)
+    except ServiceUnavailable as error:
+        logger.warning("%s; the rules decide until it answers", error)
 
 
 def _limit_registry_retries() -> None:

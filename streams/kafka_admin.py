@@ -12,7 +12,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+from aiokafka import AIOKafkaClient
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.client import CoordinationType
+
+from streams.startup import is_transient_kafka_error
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +36,18 @@ async def admin_client(bootstrap: str, **options: Any) -> AsyncIterator[AIOKafka
         yield admin
     finally:
         await admin.close()
+
+
+async def group_coordinator_ready(bootstrap: str, group: str) -> None:
+    """Return once the broker names a coordinator for ``group``; raise what it answers
+    otherwise (``GroupCoordinatorNotAvailableError``, retriable, while a fresh broker creates
+    ``__consumer_offsets``: asking is what makes it create the topic)."""
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=5_000)
+    try:
+        await client.bootstrap()
+        await client.coordinator_lookup(CoordinationType.GROUP, group)
+    finally:
+        await client.close()
 
 
 async def ensure_topics(bootstrap: str, partitions: Mapping[str, int]) -> list[str]:
@@ -118,7 +134,15 @@ async def until_consuming(bootstrap: str, groups: list[str], timeout: float = 12
         async def without_consumer() -> set[str]:
             return {name for name in groups if not await _stable_with_member(admin, name)}
 
-        await _poll_until(without_consumer, timeout, 0.2, failure)
+        async def without_consumer_yet() -> set[str]:
+            try:
+                return await without_consumer()
+            except Exception as error:  # a fresh broker: no coordinator for a moment
+                if not is_transient_kafka_error(error):
+                    raise
+                return set(groups)
+
+        await _poll_until(without_consumer_yet, timeout, 0.2, failure)
 
 
 async def _stable_with_member(admin: AIOKafkaAdminClient, name: str) -> bool:

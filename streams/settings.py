@@ -51,6 +51,7 @@ class Settings:
     partitions: int = 6
     batch_size: int = 500  # transactions scored together
     batch_within: float = 0.005  # seconds a batch waits to fill (under load it fills first)
+    startup_timeout: float = 120.0  # seconds a starting process waits for Kafka, Redis, MLflow
     broker_session_timeout: float = 10.0
     broker_heartbeat_interval: float = 1.0
     broker_rebalance_timeout: float = 10.0

@@ -1,8 +1,10 @@
 """Apache Kafka 4.x, one KRaft node (broker + controller) on 127.0.0.1, from Maven Central jars.
 
 The jars (``kafka_2.13`` and its runtime dependencies, plus log4j2) are resolved by Maven
-into a cache directory once; later starts reuse them. ``up`` returns when the broker answers
-a metadata request.
+into a cache directory once; later starts reuse them. ``up`` returns when the broker can do
+its job: it coordinates a consumer group. A freshly formatted broker answers metadata first
+and ``COORDINATOR_NOT_AVAILABLE`` until the first FindCoordinator has made
+``__consumer_offsets``; a worker started in that moment would meet the error.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import shutil
 import subprocess
 import uuid
 from importlib import resources
+from typing import Literal
 
 from streams.services.kafka_probe import probe
 from streams.services.process import (
@@ -32,6 +35,8 @@ logger = logging.getLogger(__name__)
 MAIN_CLASS = "kafka.Kafka"
 STORAGE_TOOL = "kafka.tools.StorageTool"
 START_TIMEOUT_S = 90.0
+PROBE_GROUP = "fraudstream-readiness-probe"  # never joined: only its coordinator is asked
+Readiness = Literal["groups", "started"]
 
 
 def server_properties(settings: Settings) -> str:
@@ -113,10 +118,12 @@ class LocalKafka:
             log_file=settings.kafka_log_dir / "server.log",
         )
 
-    def up(self) -> bool:
-        """Start the broker unless ours runs; True if this call started it."""
+    def up(self, ready: Readiness = "groups") -> bool:
+        """Start the broker unless ours runs; True if this call started it. Returns once a
+        consumer group can be coordinated (``ready="started"``: as soon as the process runs, so
+        the tests can start a worker on a broker that is not ready yet)."""
         if self.process.pid() is not None:
-            self._wait_ready()
+            self._wait_ready(ready)
             return False
         host, port = self.settings.kafka_host, self.settings.kafka_port
         if port_open(host, port):
@@ -144,7 +151,7 @@ class LocalKafka:
                 str(self.config_dir.absolute() / "server.properties"),
             ]
         )
-        self._wait_ready()
+        self._wait_ready(ready)
         return True
 
     def down(self) -> bool:
@@ -161,6 +168,9 @@ class LocalKafka:
             return ServiceStatus(self.name, False, address, owner)
         owner = f"pid {pid}" if pid else "not started by fraudstream"
         release = f"Kafka {broker.release.split('-')[0]}, metadata.version {broker.release}, KRaft"
+        if not group_coordinator_answers(address):
+            detail = f"{owner}; {release}; answers metadata, cannot coordinate a group yet"
+            return ServiceStatus(self.name, False, address, detail)
         return ServiceStatus(self.name, True, address, f"{owner}; {release}")
 
     def _ensure_jars(self) -> None:
@@ -209,31 +219,34 @@ class LocalKafka:
             "formatting Kafka storage failed",
         )  # fmt: skip
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, ready: Readiness) -> None:
+        if ready == "started":
+            return
         host, port = self.settings.kafka_host, self.settings.kafka_port
         wait_until(
-            lambda: port_open(host, port) and metadata_answers(self.settings.kafka_bootstrap),
+            lambda: (
+                port_open(host, port) and group_coordinator_answers(self.settings.kafka_bootstrap)
+            ),
             START_TIMEOUT_S,
-            "Kafka",
+            "Kafka (a consumer group coordinator)",
             self.process,
         )
 
 
-def metadata_answers(bootstrap: str) -> bool:
-    """True when the broker answers a metadata request listing at least one broker."""
-    from aiokafka import AIOKafkaClient  # a client library, loaded only when asked
+def group_coordinator_answers(bootstrap: str) -> bool:
+    """True when a consumer group can join now: FindCoordinator for ``PROBE_GROUP`` answered
+    with a broker and ``__consumer_offsets`` is in the metadata (asked once; asking is what
+    makes a fresh broker create that topic)."""
+    from streams.kafka_admin import group_coordinator_ready, topic_partitions
 
     async def ask() -> bool:
-        client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
-        try:
-            await client.bootstrap()
-            return bool(client.cluster.brokers())
-        except Exception:
-            return False
-        finally:
-            await client.close()
+        await group_coordinator_ready(bootstrap, PROBE_GROUP)
+        return "__consumer_offsets" in await topic_partitions(bootstrap)
 
-    return asyncio.run(ask())
+    try:
+        return asyncio.run(ask())
+    except Exception:  # any answer but a coordinator is "not yet"
+        return False
 
 
 def _require_java() -> str:
