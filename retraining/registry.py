@@ -6,7 +6,9 @@ import this one (the CLI, the services) mostly do not need it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import logging
 import tempfile
@@ -141,7 +143,10 @@ def log_training(
         mlflow.log_text(model_card(model_name, params, summary, results, best), "model_card.md")
         run_id = parent.info.run_id
 
-    version = mlflow.register_model(model_uris[best.kind], model_name)
+    with contextlib.redirect_stderr(io.StringIO()) as printed:  # MLflow prints, not logs, this
+        version = mlflow.register_model(model_uris[best.kind], model_name)
+    for line in filter(None, printed.getvalue().splitlines()):
+        logger.info("mlflow: %s", line)
     version_id = str(version.version)
     client.set_model_version_tag(model_name, version_id, "candidate", best.kind)
     client.set_model_version_tag(model_name, version_id, "training_run", run_id)
@@ -152,6 +157,59 @@ def log_training(
         client.set_registered_model_alias(model_name, CHAMPION, version_id)
     logger.info("registered %s version %s (champion: %s)", model_name, version_id, became_champion)
     return Registered(model_name, version_id, run_id, became_champion)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelRef:
+    """A registered model by alias or by version, as a user names it."""
+
+    name: str
+    alias: str | None = None
+    version: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.name}/{self.version}" if self.version else f"{self.name}@{self.alias}"
+
+
+def parse_model_ref(text: str) -> ModelRef:
+    """``name@alias``, ``name/VERSION`` or the ``models:/...`` URI MLflow prints for either.
+
+    >>> [str(parse_model_ref(t)) for t in ("fd@champion", "fd/3", "models:/fd/3",
+    ...     "models:/fd@challenger", "fd")]
+    ['fd@champion', 'fd/3', 'fd/3', 'fd@challenger', 'fd@champion']
+    >>> parse_model_ref("fd/latest")
+    Traceback (most recent call last):
+    ...
+    ValueError: model 'fd/latest': use name@alias, name/VERSION (a number) or models:/...
+    """
+    body = text.strip().removeprefix("models:/")
+    name, at, alias = body.partition("@")
+    if at:
+        if name and alias and "/" not in name:
+            return ModelRef(name, alias=alias)
+    else:
+        name, slash, version = body.partition("/")
+        if not slash and name:
+            return ModelRef(name, alias=CHAMPION)
+        if name and version.isdigit():
+            return ModelRef(name, version=version)
+    raise ValueError(f"model {text!r}: use name@alias, name/VERSION (a number) or models:/...")
+
+
+def load_model_ref(tracking_uri: str, ref: ModelRef) -> ModelScorer:
+    """The scorer ``ref`` names; ``ValueError`` saying what is not there when it cannot be
+    loaded (a backtest scores the model it was asked for, never a stand-in)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        if ref.version is not None:
+            return load_scorer_version(tracking_uri, ref.name, ref.version)
+        return load_scorer(tracking_uri, ref.name, ref.alias or CHAMPION)
+    except MlflowException as error:
+        first_line = str(error.message).splitlines()[0] if error.message else type(error).__name__
+        raise ValueError(
+            f"model {ref} cannot be loaded from {tracking_uri}: {first_line}"
+        ) from None
 
 
 def load_version(tracking_uri: str, model_name: str, version: str) -> TrainedModel:

@@ -38,7 +38,7 @@ class Transaction(BaseModel):
     event_time: AwareDatetime
     card_id: Identifier
     terminal_id: Identifier
-    amount: Annotated[float, Field(gt=0, lt=1e9)]
+    amount: Annotated[float, Field(ge=0, lt=1e9)]  # 0: card verifications, zero-value auths
     currency: str = "EUR"
     customer_id: Identifier | None = None
     merchant_category: Annotated[str, Field(min_length=1, max_length=32)] | None = None

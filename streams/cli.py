@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -16,6 +17,7 @@ from streams.settings import Settings, SettingsError
 logger = logging.getLogger("fraudstream")
 # the fault-injection scenarios of `fraudstream chaos`, in the order they run
 SCENARIOS = ("kill", "broker", "redis", "mlflow", "hostile", "backlog")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -23,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=LOG_FORMAT,
     )
     if not args.verbose:
         for chatty in ("faust", "mode", "aiokafka", "alembic"):
@@ -42,18 +44,67 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fraudstream", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    commands = parser.add_subparsers(dest="command", required=True)
+DESCRIPTION = """\
+fraudstream scores card payments for fraud as they stream through Kafka: each transaction
+gets a decision (approve, review, decline), a probability and the reasons, from the champion
+model in the MLflow registry. It watches its own inputs for drift, retrains, and promotes a
+better model without a restart. Kafka, Redis and MLflow run locally without Docker."""
 
-    services = commands.add_parser(
-        "services", help="local Kafka (KRaft), Redis and MLflow without Docker"
+EPILOG = """\
+first steps:
+  fraudstream demo                      the whole loop, live, on simulated payments
+  fraudstream simulate --out data/sim   a history to try the commands on
+  fraudstream train --transactions data/sim/transactions.parquet --labels data/sim/labels.parquet
+  fraudstream services up && fraudstream worker      score the transactions topic
+
+settings come from FRAUD_* environment variables (see the README); `COMMAND --help` for more."""
+
+# what each agent of `fraudstream worker` does (streams.app.AGENTS holds the same names)
+AGENT_HELP = {
+    "score": "score each transaction of `transactions` -> `transactions.scored` (bad ones -> "
+    "`transactions.dlq`)",
+    "model-updates": "follow `model.updates` and swap to a new champion between two batches",
+    "labels": "join fraud labels from `labels` to terminal risk and live model quality",
+    "training-store": "write scored transactions and labels to the training store (Parquet)",
+    "drift": "compare windows of scored events with the model's reference; ask for a retrain",
+    "challenger": "train the online challenger (river) on labels, scored in shadow",
+}
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Help that shows every option's default and keeps the texts' line breaks."""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"fraudstream {version('fraudstream')}"
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "fraudstream (not installed)"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fraudstream", description=DESCRIPTION, epilog=EPILOG, formatter_class=_Help
     )
-    services.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str, **options: Any) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name, help=summary, description=options.pop("description", summary),
+            formatter_class=_Help, **options,
+        )  # fmt: skip
+
+    services = command("services", "local Kafka (KRaft), Redis and MLflow without Docker")
     services.add_argument(
-        "--only", default="kafka,redis,mlflow", help="comma-separated subset (default: all three)"
-    )
+        "action", choices=["up", "down", "status"],
+        help="up: start what is not running; down: stop what up started; status: exit 3 if "
+        "one is not running",
+    )  # fmt: skip
+    services.add_argument("--only", default="kafka,redis,mlflow", help="comma-separated subset")
     services.add_argument(
         "--mlflow-server",
         action="store_true",
@@ -61,58 +112,54 @@ def _parser() -> argparse.ArgumentParser:
     )
     services.set_defaults(handler=_services)
 
-    _add_data_commands(commands)
+    _add_data_commands(command)
 
-    worker = commands.add_parser(
-        "worker", help="the stream agents: scoring, model updates, labels, training store, drift"
-    )
+    agents = "\n".join(f"  {name:<15} {text}" for name, text in AGENT_HELP.items())
+    worker = command(
+        "worker", "the stream agents: scoring, model updates, labels, training store, drift",
+        description="Run stream agents on Kafka. Workers with the same agents share the "
+        "partitions as one consumer group.", epilog=f"agents:\n{agents}",
+    )  # fmt: skip
     worker.add_argument(
-        "--agents",
-        default="score,model-updates,labels,training-store,drift,challenger",
-        help="which agents this process runs (comma-separated)",
-    )
+        "--agents", default=",".join(AGENT_HELP),
+        help="which agents this process runs (comma-separated; see below)",
+    )  # fmt: skip
     worker.set_defaults(handler=_worker)
 
-    trainer = commands.add_parser(
-        "trainer", help="the training worker: retrain on requests and on FRAUD_RETRAIN_CRON"
+    trainer = command(
+        "trainer", "the training worker: retrain on requests and on FRAUD_RETRAIN_CRON"
     )
     trainer.set_defaults(handler=_trainer)
-    retrain = commands.add_parser(
-        "retrain", help="retrain now from the training store; promote if the gate passes"
-    )
+    retrain = command("retrain", "retrain now from the training store; promote if the gate passes")
     retrain.set_defaults(handler=_retrain)
-    promote = commands.add_parser("promote", help="make VERSION the champion, scorers follow")
-    promote.add_argument("version")
-    promote.add_argument("--reason", default="promoted by hand")
+    promote = command("promote", "make VERSION the champion; the scorers follow")
+    promote.add_argument("version", help="the registered version to serve")
+    promote.add_argument("--reason", default="promoted by hand", help="recorded in MLflow")
     promote.set_defaults(handler=_promote)
-    promote_challenger = commands.add_parser(
+    promote_challenger = command(
         "promote-challenger",
-        help="register the online challenger; champion if it passes the gate (or --force)",
+        "register the online challenger; champion if it passes the gate (or --force)",
     )
     promote_challenger.add_argument(
         "--force", action="store_true", help="promote even if the gate says no (recorded)"
     )
     promote_challenger.set_defaults(handler=_promote_challenger)
-    rollback = commands.add_parser(
-        "rollback", help="give the champion back to the version the current one replaced"
-    )
+    rollback = command("rollback", "give the champion back to the version the current one replaced")
     rollback.set_defaults(handler=_rollback)
 
-    api = commands.add_parser(
-        "api", help="the REST facade (FRAUD_API_HOST/PORT; keys from FRAUD_API_KEYS)"
-    )
+    api = command("api", "the REST facade (FRAUD_API_HOST/PORT; keys from FRAUD_API_KEYS)")
     api.set_defaults(handler=_api)
 
-    bench = commands.add_parser(
-        "bench", help="scoring throughput and latency against the real broker"
-    )
+    bench = command("bench", "scoring throughput and latency against the real broker")
     bench.add_argument(
         "--count", type=int, default=50_000, help="transactions for the throughput runs"
     )
     bench.add_argument(
-        "--rate", type=float, default=2_000.0, help="steady rate for the latency run"
+        "--rate", type=float, default=2_000.0, help="steady rate for the latency run (tx/s)"
     )
-    bench.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
+    bench.add_argument(
+        "--seconds", type=float, default=20.0, help="length of the latency run (seconds)"
+    )
     bench.add_argument("--out", type=Path, default=None, help="also write the report here")
     bench.add_argument(
         "--steps", action="store_true", help="only time each step of the scoring path (no Kafka)"
@@ -125,21 +172,20 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--report", type=Path, nargs="?", const=Path("docs/BENCHMARKS.md"), default=None,
         help="everything (stream with 1 and 2 workers, REST, training, the loop's drift to "
-        "champion), written between the markers of this file (default docs/BENCHMARKS.md)",
+        "champion), written between the markers of this file (docs/BENCHMARKS.md if no file "
+        "is named)",
     )  # fmt: skip
     bench.add_argument(
         "--history", type=int, default=1_000_000, help="with --report: transactions to train on"
     )
     bench.set_defaults(handler=_bench)
 
-    chaos = commands.add_parser(
-        "chaos", help="fault injection on the real services: what was sent, scored, lost"
-    )
+    chaos = command("chaos", "fault injection on the real services: what was sent, scored, lost")
     chaos.add_argument("--count", type=int, default=100_000, help="transactions in the kill run")
     chaos.add_argument("--rate", type=float, default=2_000.0, help="transactions a second")
     chaos.add_argument(
         "--only", default=",".join(SCENARIOS),
-        help=f"comma-separated scenarios to run, of {', '.join(SCENARIOS)} (default: all)",
+        help=f"comma-separated scenarios to run, of {', '.join(SCENARIOS)}",
     )  # fmt: skip
     chaos.add_argument(
         "--backlog", type=int, default=1_000_000, help="transactions in the backlog run"
@@ -147,13 +193,11 @@ def _parser() -> argparse.ArgumentParser:
     chaos.add_argument("--out", type=Path, default=None, help="also write the table here")
     chaos.set_defaults(handler=_chaos)
 
-    smoke = commands.add_parser(
-        "smoke", help="records through Kafka and a Faust agent, counted back"
-    )
-    smoke.add_argument("--count", type=int, default=10_000)
+    smoke = command("smoke", "records through Kafka and a Faust agent, counted back")
+    smoke.add_argument("--count", type=int, default=10_000, help="records to send")
     smoke.set_defaults(handler=_smoke)
 
-    demo = commands.add_parser("demo", help="services up, then the main flow on embedded defaults")
+    demo = command("demo", "services up, then the whole loop live on simulated payments")
     demo.add_argument(
         "--keep-services", action="store_true", help="leave the services running afterwards"
     )
@@ -164,40 +208,72 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_data_commands(commands: argparse._SubParsersAction) -> None:
-    simulate = commands.add_parser(
-        "simulate", help="synthetic transactions and late labels, to files or to Kafka"
-    )
+def _add_data_commands(command: Any) -> None:
+    simulate = command("simulate", "synthetic transactions and late labels, to files or to Kafka")
     simulate.add_argument("--out", type=Path, default=Path("data/simulated"), help="output folder")
-    simulate.add_argument("--format", choices=["parquet", "csv"], default="parquet")
-    simulate.add_argument("--days", type=int, default=60)
-    simulate.add_argument("--customers", type=int, default=2_000)
-    simulate.add_argument("--terminals", type=int, default=1_000)
-    simulate.add_argument("--seed", type=int, default=42)
-    simulate.add_argument("--start", type=_utc_time, default=None, help="first day (ISO 8601)")
-    simulate.add_argument("--drift-at", type=_utc_time, default=None, help="switch drift on here")
-    simulate.add_argument("--drift", default="amount,category,pattern", help="which drift kinds")
-    simulate.add_argument("--kafka", action="store_true", help="publish to Kafka instead of files")
-    simulate.add_argument("--rate", type=float, default=2_000.0, help="with --kafka: tx per second")
+    simulate.add_argument(
+        "--format", choices=["parquet", "csv"], default="parquet", help="file format"
+    )
+    simulate.add_argument("--days", type=int, default=60, help="simulated days")
+    simulate.add_argument("--customers", type=int, default=2_000, help="simulated card holders")
+    simulate.add_argument("--terminals", type=int, default=1_000, help="simulated terminals")
+    simulate.add_argument("--seed", type=int, default=42, help="the same seed, the same data")
+    simulate.add_argument(
+        "--start", type=_utc_time, default=None, help="first day (ISO 8601; default 2026-01-01)"
+    )
+    simulate.add_argument(
+        "--drift-at", type=_utc_time, default=None, help="switch drift on here (ISO 8601)"
+    )
+    simulate.add_argument(
+        "--drift", default="amount,category,pattern", help="which drift kinds, comma-separated"
+    )
+    simulate.add_argument(
+        "--kafka", action="store_true",
+        help="publish to the transactions and labels topics instead of writing files",
+    )  # fmt: skip
+    simulate.add_argument(
+        "--rate", type=float, default=2_000.0, help="with --kafka: transactions a second"
+    )
     simulate.set_defaults(handler=_simulate)
 
-    train = commands.add_parser("train", help="train candidates, log to MLflow, register the best")
-    train.add_argument("--transactions", type=Path, required=True)
-    train.add_argument("--labels", type=Path, required=True)
+    skip_help = (
+        "leave invalid rows out instead of stopping; they are written with their row numbers "
+        "and reasons to a .rejected.csv file"
+    )
+    train = command("train", "train candidates, log them to MLflow, register the best")
+    train.add_argument(
+        "--transactions", type=Path, required=True,
+        help="CSV or Parquet: transaction_id, event_time, card_id, terminal_id, amount, ...",
+    )  # fmt: skip
+    train.add_argument(
+        "--labels", type=Path, required=True,
+        help="CSV or Parquet: transaction_id, is_fraud, optionally labelled_at",
+    )  # fmt: skip
     for edge in ("train-start", "train-end", "test-start", "test-end"):
-        train.add_argument(f"--{edge}", type=_utc_time, default=None, help="ISO 8601 date or time")
+        train.add_argument(
+            f"--{edge}", type=_utc_time, default=None,
+            help=f"{edge.replace('-', ' ')} (ISO 8601 date or time; default: from the data)",
+        )  # fmt: skip
     train.add_argument("--k", type=int, default=100, help="cards checked per day (precision@k)")
-    train.add_argument("--seed", type=int, default=7)
+    train.add_argument("--seed", type=int, default=7, help="the candidates' random seed")
+    train.add_argument("--skip-invalid", action="store_true", help=skip_help + " beside each input")
     train.set_defaults(handler=_train)
 
-    score = commands.add_parser("score", help="batch-score a transaction file (backtest)")
-    score.add_argument("--transactions", type=Path, required=True)
-    score.add_argument("--labels", type=Path, default=None)
-    score.add_argument("--out", type=Path, required=True, help=".csv or .parquet")
+    score = command("score", "batch-score a transaction file with a registered model (backtest)")
     score.add_argument(
-        "--model", default=None, help="name@alias (default: <FRAUD_MODEL_NAME>@champion)"
+        "--transactions", type=Path, required=True, help="CSV or Parquet, as for train"
     )
-    score.add_argument("--k", type=int, default=100)
+    score.add_argument(
+        "--labels", type=Path, default=None, help="with labels: AUC, average precision, CP@k"
+    )
+    score.add_argument("--out", type=Path, required=True, help="the scores: .csv or .parquet")
+    score.add_argument(
+        "--model", default=None,
+        help="name@alias, name/VERSION or a models:/ URI; 'rules' for the rules fallback "
+        "(default: FRAUD_MODEL_NAME@champion)",
+    )  # fmt: skip
+    score.add_argument("--k", type=int, default=100, help="cards checked per day (precision@k)")
+    score.add_argument("--skip-invalid", action="store_true", help=skip_help + " beside --out")
     score.set_defaults(handler=_score)
 
 
@@ -258,7 +334,9 @@ def _train(settings: Settings, args: argparse.Namespace) -> int:
         k=args.k,
         seed=args.seed,
         progress=sys.stderr.isatty(),
+        skip_invalid=args.skip_invalid,
     )
+    _say_skipped(report.skipped)
     window = report.window
     _say(
         f"window: train {window.train_start.date()}..{window.train_end.date()}, "
@@ -269,6 +347,10 @@ def _train(settings: Settings, args: argparse.Namespace) -> int:
     _say(f"best: {report.best} -> {settings.model_name} version {report.version}, {role}")
     if report.champion:
         _announce_first_champion(settings, report.version)
+    _say(
+        f"backtest it: fraudstream score --model {settings.model_name}/{report.version} "
+        f"--transactions FILE --labels FILE --out scored.csv"
+    )
     return 0
 
 
@@ -304,8 +386,9 @@ def _announce_first_champion(settings: Settings, version: str) -> None:
 def _score(settings: Settings, args: argparse.Namespace) -> int:
     from streams.jobs import score_file
 
+    _wait_for_registry(settings)
     model = args.model or f"{settings.model_name}@champion"
-    metrics = score_file(
+    report = score_file(
         settings,
         args.transactions,
         args.labels,
@@ -313,17 +396,26 @@ def _score(settings: Settings, args: argparse.Namespace) -> int:
         model,
         k=args.k,
         progress=sys.stderr.isatty(),
+        skip_invalid=args.skip_invalid,
     )
-    _say(f"scored {args.transactions} -> {args.out}")
-    if metrics:
-        _say("  " + "  ".join(f"{n}={v:.4f}" for n, v in metrics.items()))
+    _say_skipped(report.skipped)
+    _say(f"scored {args.transactions} with {report.model} -> {args.out}")
+    if report.metrics:
+        _say("  " + "  ".join(f"{n}={v:.4f}" for n, v in report.metrics.items()))
     return 0
+
+
+def _say_skipped(skipped: Sequence[Any]) -> None:
+    for part in skipped:
+        _say(
+            f"skipped {part.rows:,} of {part.total:,} rows of {part.source} as invalid; "
+            f"rows and reasons in {part.written}"
+        )
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
-    import faust
     import uvloop
 
     from streams.app import (
@@ -360,16 +452,22 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     app = build_app(settings, parts, agents)
     settle_collector()
     logger.info("event loop: %s.%s", type(app.loop).__module__, type(app.loop).__name__)
-    faust.Worker(
-        app, loglevel="WARNING" if not args.verbose else "INFO", quiet=True
-    ).execute_from_commandline()
+    _run_faust_worker(app, args.verbose)
     return 0
+
+
+def _run_faust_worker(app: Any, verbose: bool) -> None:
+    import faust
+
+    worker = faust.Worker(app, loglevel="INFO" if verbose else "WARNING", quiet=True)
+    if not worker.stdout.isatty():
+        # Faust's start-up spinner writes cursor codes (ESC[?25l) into a log file or pipe
+        worker.spinner = None
+    worker.execute_from_commandline()
 
 
 def _trainer(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
-
-    import faust
 
     from streams.app import create_topics
     from streams.trainer import build_trainer_app
@@ -378,9 +476,7 @@ def _trainer(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.run(create_topics(settings))
     app = build_trainer_app(settings)
     logger.info("trainer: retrains on requests and on %r", settings.retrain_cron)
-    faust.Worker(
-        app, loglevel="WARNING" if not args.verbose else "INFO", quiet=True
-    ).execute_from_commandline()
+    _run_faust_worker(app, args.verbose)
     return 0
 
 
@@ -568,6 +664,17 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _log_to_file(path: Path) -> None:
+    """Send every log record of this process to ``path`` instead of the terminal."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    for previous in list(root.handlers):
+        root.removeHandler(previous)
+    root.addHandler(handler)
+
+
 def _say_metrics(per_candidate: dict[str, dict[str, float]]) -> None:
     for kind, metrics in per_candidate.items():
         _say(f"  {kind:<20} " + "  ".join(f"{n}={v:.4f}" for n, v in metrics.items()))
@@ -607,15 +714,21 @@ def _smoke(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.demo import run_demo
+    from streams.demo import new_run, run_demo, run_dir
     from streams.services import LocalServices
 
+    run = new_run()
+    log_file = run_dir(settings, run) / "logs" / "demo.log"
+    if not args.verbose:  # the terminal shows the demo's own lines; the libraries' go here
+        _log_to_file(log_file)
+    _say(f"fraudstream demo: the whole loop on real Kafka, Redis and MLflow; log: {log_file}")
     services = LocalServices(settings)
     try:
+        _say("starting Kafka, Redis and MLflow (a first run also fetches Kafka's jars)")
         services.up()
         for status in services.status():
             _say(status.line())
-        return run_demo(settings, args.data, _say)
+        return run_demo(settings, run, args.data, _say)
     finally:
         if not args.keep_services:
             stopped = services.down(tuple(services.started))

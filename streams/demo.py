@@ -76,7 +76,7 @@ def demo_settings(settings: Settings, run: str) -> Settings:
         settings,
         app_id=f"fraudstream-demo-{run}",
         topic_prefix=f"demo-{run}.",
-        training_store=str((settings.home / "demo" / run / "training-store").absolute()),
+        training_store=str((run_dir(settings, run) / "training-store").absolute()),
         api_keys=f"demo:{secrets.token_urlsafe(24)}",
     )
 
@@ -102,12 +102,20 @@ class LoopRun:
     answer: dict  # what REST /predict said at the end
 
 
-def run_demo(base: Settings, data: Path, say: Callable[[str], None]) -> int:
-    run = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+def new_run() -> str:
+    """A demo run's name: its start time (UTC), which names its topics, groups and folder."""
+    return datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+
+
+def run_dir(settings: Settings, run: str) -> Path:
+    return settings.home / "demo" / run
+
+
+def run_demo(base: Settings, run: str, data: Path, say: Callable[[str], None]) -> int:
     settings = demo_settings(base, run)
     plan = DemoPlan.default()
     began = time.monotonic()
-    result = run_loop(settings, plan, data, settings.home / "demo" / run / "logs", say, began)
+    result = run_loop(settings, plan, data, run_dir(base, run) / "logs", say, began)
     _summary(settings, plan, result, began, say)
     return 0 if result.state.updates else 1
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from retraining.dataset import replay_features
-from retraining.io import read_labels, read_transactions, write_table
+from retraining.io import Checked, check_labels, check_transactions, rejected_file, write_table
 from retraining.metrics import evaluate
 from retraining.training import TrainingWindow, best_of, build_dataset, train_candidates
 from scoring.decision import Thresholds
@@ -33,6 +33,16 @@ def write_simulation(config: SimulationConfig, out_dir: Path, file_format: str) 
 
 
 @dataclasses.dataclass(frozen=True)
+class Skipped:
+    """Rows of ``source`` left out by ``--skip-invalid``, written with reasons to ``written``."""
+
+    source: Path
+    rows: int
+    total: int
+    written: Path
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainReport:
     window: TrainingWindow
     summary: dict[str, float]
@@ -40,6 +50,57 @@ class TrainReport:
     best: str
     version: str
     champion: bool
+    skipped: tuple[Skipped, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreReport:
+    model: str  # name/version scored with ("rules/fallback" for the rules)
+    metrics: dict[str, float]  # empty without labels
+    skipped: tuple[Skipped, ...] = ()
+
+
+def valid_rows(checked: Checked, skip_invalid: bool, rejected_to: Path) -> pd.DataFrame:
+    """The valid rows; invalid ones stop the job (``InvalidRows``) unless ``skip_invalid``,
+    which writes them with their reasons to ``rejected_to``."""
+    if not skip_invalid or checked.rejected.empty:
+        return checked.or_raise()
+    write_table(checked.rejected, rejected_to)
+    logger.warning(
+        "%s: skipped %d of %d rows (reasons in %s)",
+        checked.path, len(checked.rejected), checked.total, rejected_to,
+    )  # fmt: skip
+    return checked.valid
+
+
+def read_inputs(
+    settings: Settings,
+    transactions_file: Path,
+    labels_file: Path | None,
+    skip_invalid: bool,
+    rejected_beside: dict[Path, Path],
+) -> tuple[pd.DataFrame, pd.DataFrame | None, tuple[Skipped, ...]]:
+    """Transactions and labels, checked row by row; ``rejected_beside`` says, for each
+    input, what its rejected file is written beside."""
+    skipped = []
+    tx_checked = check_transactions(transactions_file)
+    tx_rejected = rejected_file(rejected_beside[transactions_file])
+    transactions = valid_rows(tx_checked, skip_invalid, tx_rejected)
+    if len(tx_checked.rejected):
+        skipped.append(
+            Skipped(transactions_file, len(tx_checked.rejected), tx_checked.total, tx_rejected)
+        )
+    labels = None
+    if labels_file is not None:
+        label_checked = check_labels(labels_file, transactions, settings.label_delay_days)
+        label_rejected = rejected_file(rejected_beside[labels_file])
+        labels = valid_rows(label_checked, skip_invalid, label_rejected)
+        if len(label_checked.rejected):
+            skipped.append(
+                Skipped(labels_file, len(label_checked.rejected), label_checked.total,
+                        label_rejected)
+            )  # fmt: skip
+    return transactions, labels, tuple(skipped)
 
 
 def train(
@@ -51,13 +112,19 @@ def train(
     seed: int = 7,
     progress: bool = False,
     store: FeatureStore | None = None,
+    skip_invalid: bool = False,
 ) -> TrainReport:
     """Train on the files' history. ``store``: replay it into this feature store (the online
-    one, to warm the stream's state up) instead of a throwaway in-memory one."""
+    one, to warm the stream's state up) instead of a throwaway in-memory one.
+    ``skip_invalid``: leave invalid rows out (written beside each input file) instead of
+    stopping."""
     from retraining.registry import log_training
 
-    transactions = read_transactions(transactions_file)
-    labels = read_labels(labels_file, transactions, settings.label_delay_days)
+    beside = {transactions_file: transactions_file, labels_file: labels_file}
+    transactions, labels, skipped = read_inputs(
+        settings, transactions_file, labels_file, skip_invalid, beside
+    )
+    assert labels is not None  # a labels file was given
     default = TrainingWindow.ending_at(
         transactions["event_time"].max(), delay_days=settings.label_delay_days
     )
@@ -97,6 +164,7 @@ def train(
         best.kind,
         registered.version,
         registered.champion,
+        skipped,
     )
 
 
@@ -112,6 +180,19 @@ def load_scorer_or_fallback(settings: Settings, model: str) -> Scorer:
         return RulesFallback()
 
 
+RULES = "rules"  # ``score --model rules``: backtest the rules fallback itself
+
+
+def backtest_scorer(settings: Settings, model: str) -> Scorer:
+    """The model a backtest was asked for: ``rules``, or a registered model by alias or
+    version; a model that cannot be loaded is an error, never the rules in its place."""
+    from retraining.registry import load_model_ref, parse_model_ref
+
+    if model == RULES:
+        return RulesFallback()
+    return load_model_ref(settings.mlflow_tracking_uri, parse_model_ref(model))
+
+
 def score_file(
     settings: Settings,
     transactions_file: Path,
@@ -120,14 +201,18 @@ def score_file(
     model: str,
     k: int = 100,
     progress: bool = False,
-) -> dict[str, float]:
-    """Backtest: the stream's features and model over a file; metrics when labels are given."""
-    transactions = read_transactions(transactions_file)
-    labels = (
-        read_labels(labels_file, transactions, settings.label_delay_days) if labels_file else None
+    skip_invalid: bool = False,
+) -> ScoreReport:
+    """Backtest: the stream's features and ``model`` over a file; metrics when labels are
+    given. ``skip_invalid``: invalid rows are left out and written beside ``out_file``."""
+    scorer = backtest_scorer(settings, model)  # before the replay: a wrong name fails at once
+    beside = {transactions_file: out_file}
+    if labels_file is not None:
+        beside[labels_file] = out_file.with_name(f"{out_file.stem}.labels{out_file.suffix}")
+    transactions, labels, skipped = read_inputs(
+        settings, transactions_file, labels_file, skip_invalid, beside
     )
     rows = replay_features(transactions, labels, settings.label_delay_days, progress=progress)
-    scorer = load_scorer_or_fallback(settings, model)
     thresholds = Thresholds(settings.review_threshold, settings.decline_threshold)
     scores, reasons = [], []
     for start in range(0, len(rows), SCORE_CHUNK):
@@ -135,20 +220,22 @@ def score_file(
         scores.append(batch.probabilities)
         reasons += [";".join(str(reason["code"]) for reason in row) for row in batch.reasons]
     probabilities = np.concatenate(scores) if scores else np.array([])
+    label = f"{scorer.name}/{scorer.version}"
     out = pd.DataFrame(
         {
             "transaction_id": transactions["transaction_id"],
             "score": probabilities,
             "decision": thresholds.decide(probabilities),
             "reasons": reasons,
-            "model_version": f"{scorer.name}/{scorer.version}",
+            "model_version": label,
             "fallback": scorer.fallback,
         }
     )
     write_table(out, out_file)
     if labels is None:
-        return {}
+        return ScoreReport(label, {}, skipped)
     frauds = set(labels.loc[labels["is_fraud"], "transaction_id"])
     truth = transactions["transaction_id"].isin(frauds).to_numpy().astype(int)
     days = transactions["event_time"].dt.floor("D").to_numpy()
-    return evaluate(probabilities, truth, days, transactions["card_id"].to_numpy(), k)
+    metrics = evaluate(probabilities, truth, days, transactions["card_id"].to_numpy(), k)
+    return ScoreReport(label, metrics, skipped)

@@ -10,6 +10,8 @@ passes the result down.
 '/srv/fs/kafka/data'
 >>> s.mlflow_tracking_uri
 'sqlite:////srv/fs/mlflow/mlflow.db'
+>>> Settings.from_env({"MLFLOW_TRACKING_URI": "http://mlflow:5000"}).mlflow_tracking_uri
+'http://mlflow:5000'
 """
 
 from __future__ import annotations
@@ -161,6 +163,10 @@ class Settings:
             if name not in fields:
                 raise SettingsError(f"{key} is not a fraudstream setting")
             values[fields[name].name] = _convert(key, raw, fields[name].type)
+        # MLflow's own variable, what an MLflow user sets first; FRAUD_* wins when both are
+        # set. (MLFLOW_REGISTRY_URI needs nothing here: MLflow's client reads it itself.)
+        if "mlflow_tracking_uri_override" not in values and environ.get("MLFLOW_TRACKING_URI"):
+            values["mlflow_tracking_uri_override"] = environ["MLFLOW_TRACKING_URI"]
         return cls(**values)  # type: ignore[arg-type]
 
 

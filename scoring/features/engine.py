@@ -278,13 +278,14 @@ class _CardHistory:
         has_previous = position > history_start
         previous_country = self.countries[position - 1] if has_previous else None
         prior_count = counts[-1] - 1
-        prior_mean = (sums[-1] - amount) / prior_count if prior_count else amount
+        prior_mean = (sums[-1] - amount) / prior_count if prior_count else 0.0
         return [
             amount,
             *counts,
             *sums,
             *[sums[w] / counts[w] for w in _MEAN_WINDOWS],
-            amount / prior_mean,
+            # 1 when there is no earlier spend to compare with (a first or zero-value history)
+            amount / prior_mean if prior_mean > 0 else 1.0,
             ts - times[position - 1] if has_previous else NO_PREVIOUS_SECONDS,
             len(terminals),
             len(countries),

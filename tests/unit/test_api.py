@@ -185,7 +185,7 @@ def test_labels_go_to_the_labels_topic_keyed_by_transaction() -> None:
 @pytest.mark.parametrize(
     "changes, field, words",
     [
-        ({"amount": -3}, "amount", "greater than 0"),
+        ({"amount": -3}, "amount", "greater than or equal to 0"),
         ({"card_id": "4111 1111 1111 1111"}, "card_id", "card number"),
         ({"currency": "EURO"}, "currency", "ISO 4217"),
         ({"event_time": "2026-03-02T10:10:00"}, "event_time", "timezone"),
@@ -201,6 +201,13 @@ def test_bad_input_is_a_422_naming_the_field_without_echoing_it(
     (problem,) = response.json()["detail"]
     assert problem["field"] == field and words in problem["problem"]
     assert b"4111" not in response.content
+
+
+def test_a_zero_value_authorisation_is_scored() -> None:
+    response = Harness().client.post("/predict", json=body(amount=0), headers=PREDICT_KEY)
+
+    assert response.status_code == 200
+    assert response.json()["transaction"]["amount"] == 0.0
 
 
 def test_the_same_idempotency_key_replays_and_another_body_conflicts() -> None:

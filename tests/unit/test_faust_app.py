@@ -2,6 +2,7 @@
 
 import asyncio
 import gc
+import io
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -98,11 +99,12 @@ def test_the_worker_command_runs_its_app_on_uvloop(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(streams.app, "make_parts", lambda settings: _parts_serving(served))
     monkeypatch.setattr(streams.app, "create_topics", _no_topics)
     monkeypatch.setattr(streams.app, "settle_collector", lambda: None)
+    monkeypatch.setattr(cli, "_wait_for_state_and_registry", lambda settings: None)
     ran: list[type] = []
 
     class _Worker:
         def __init__(self, app: faust.App, **options: Any) -> None:
-            self.app = app
+            self.app, self.stdout = app, io.StringIO()
 
         def execute_from_commandline(self) -> None:
             ran.append(type(self.app.loop))

@@ -41,8 +41,8 @@ def test_the_five_required_fields_make_a_transaction_and_it_round_trips() -> Non
     [
         ({"card_id": "4111111111111111"}, "card_id: looks like a full card number (PAN)"),
         ({"card_id": "4111-1111-1111-1111"}, "card_id: looks like a full card number (PAN)"),
-        ({"amount": 0}, "amount: Input should be greater than 0"),
-        ({"amount": -3}, "amount: Input should be greater than 0"),
+        ({"amount": -3}, "amount: Input should be greater than or equal to 0"),
+        ({"amount": -0.01}, "amount: Input should be greater than or equal to 0"),
         ({"currency": "EURO"}, "currency: 'EURO' is not an ISO 4217 currency code"),
         ({"country": "XX"}, "country: 'XX' is not an ISO 3166 alpha-2 country code"),
         ({"event_time": "2026-03-01T12:00:00"}, "event_time: Input should have timezone info"),
@@ -56,6 +56,11 @@ def test_invalid_transactions_are_refused_naming_the_field(changes: dict, messag
         decode(Transaction, raw(**changes))
 
     assert message in str(error.value)
+
+
+def test_a_zero_value_authorisation_is_a_transaction() -> None:
+    # card verifications and zero-value authorisations are common: scored, not refused
+    assert decode(Transaction, raw(amount=0)).amount == 0.0
 
 
 def test_a_card_id_of_digits_that_fail_luhn_is_a_valid_token() -> None:

@@ -47,3 +47,13 @@ def test_settings_are_frozen() -> None:
     settings = Settings.from_env({})
     with pytest.raises(AttributeError):
         settings.kafka_port = 1  # type: ignore[misc]
+
+
+def test_mlflow_tracking_uri_is_honoured_and_fraud_mlflow_tracking_uri_wins() -> None:
+    mlflow_only = Settings.from_env({"MLFLOW_TRACKING_URI": "http://mlflow:5000"})
+    both = Settings.from_env(
+        {"MLFLOW_TRACKING_URI": "http://mlflow:5000", "FRAUD_MLFLOW_TRACKING_URI": "sqlite:///x"}
+    )
+
+    assert mlflow_only.mlflow_tracking_uri == "http://mlflow:5000"
+    assert both.mlflow_tracking_uri == "sqlite:///x"
