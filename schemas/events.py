@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from schemas.transaction import Identifier
+from schemas.transaction import Flag, Identifier, Timestamp
 
 
 class DeadLetter(BaseModel):
@@ -37,9 +37,9 @@ class Label(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     transaction_id: Identifier
-    is_fraud: bool
+    is_fraud: Annotated[bool, Flag]
     source: LabelSource = LabelSource.CHARGEBACK
-    labelled_at: AwareDatetime
+    labelled_at: Timestamp
     schema_version: Literal[1] = 1
 
 

@@ -13,17 +13,64 @@ required, so a bank's minimal history is a valid stream.
 from __future__ import annotations
 
 import enum
+import numbers
+from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from schemas.iso import COUNTRIES, CURRENCIES
 from schemas.pan import looks_like_pan
 
 SCHEMA_VERSION: Literal[1] = 1
 
-Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
-"""A non-empty id of at most 64 characters without leading or trailing blanks."""
+# Blanks spelled out: Python's, Rust's (pydantic-core) and JSON Schema's regex engines
+# disagree on what \s and . match (U+0085, U+FEFF, U+001C-U+001F, line separators), and
+# the document must refuse exactly what the server refuses.
+_BLANK = r"\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_LINE_BREAK = r"\n\r\u2028\u2029"
+ID_PATTERN = rf"^[^{_BLANK}]([^{_LINE_BREAK}]*[^{_BLANK}])?$"
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN)]
+"""A non-empty id of at most 64 characters, on one line, without leading or trailing blanks.
+
+>>> import re
+>>> [bool(re.match(ID_PATTERN, text)) for text in ("card-7", "a b", " a", "a\x85", "a\nb")]
+[True, True, False, False, False]
+"""
+
+
+def _number(value: object) -> object:
+    """A JSON number: not a boolean and not a numeric string, as the JSON Schema says."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError("must be a number")
+    return value
+
+
+def _flag(value: object) -> object:
+    """A JSON boolean: ``true`` or ``false``, not 0/1 or "yes", as the JSON Schema says."""
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+Number = BeforeValidator(_number)
+Flag = BeforeValidator(_flag)
+
+
+def _iso_text(value: object) -> object:
+    """A time arrives as ISO 8601 text (or, from our own code, a datetime): a bare number
+    would be read as seconds since 1970, which the documents do not promise."""
+    if isinstance(value, str | datetime):
+        return value
+    raise ValueError(
+        "must be an ISO 8601 date-time string with an offset, e.g. 2026-03-01T12:00:00Z"
+    )
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+"""An ISO 8601 date-time with its offset; numbers are refused, as the JSON Schema says."""
+CurrencyCode = Annotated[str, Field(json_schema_extra={"enum": sorted(CURRENCIES)})]
+CountryCode = Annotated[str, Field(json_schema_extra={"enum": sorted(COUNTRIES)})]
 
 
 class Channel(enum.StrEnum):
@@ -35,17 +82,17 @@ class Transaction(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
 
     transaction_id: Identifier
-    event_time: AwareDatetime
+    event_time: Timestamp
     card_id: Identifier
     terminal_id: Identifier
-    amount: Annotated[float, Field(ge=0, lt=1e9)]  # 0: card verifications, zero-value auths
-    currency: str = "EUR"
+    amount: Annotated[float, Field(ge=0, lt=1e9), Number]  # 0: card checks, zero-value auths
+    currency: CurrencyCode = "EUR"
     customer_id: Identifier | None = None
     merchant_category: Annotated[str, Field(min_length=1, max_length=32)] | None = None
     channel: Channel | None = None
-    country: str | None = None
-    latitude: Annotated[float, Field(ge=-90, le=90)] | None = None
-    longitude: Annotated[float, Field(ge=-180, le=180)] | None = None
+    country: CountryCode | None = None
+    latitude: Annotated[float, Field(ge=-90, le=90), Number] | None = None
+    longitude: Annotated[float, Field(ge=-180, le=180), Number] | None = None
     schema_version: Literal[1] = SCHEMA_VERSION
 
     @field_validator("card_id")

@@ -43,6 +43,7 @@ PREDICT, LABELS = "predict", "labels"  # what a key may do
 SCOPES = frozenset({PREDICT, LABELS})
 API_KEY_HEADER = "X-API-Key"
 IDEMPOTENCY = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY = 255  # characters
 CLIENT_CLOSED = 499  # the status metrics give a call whose caller left before its body came
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
@@ -179,6 +180,7 @@ def build_api(config: ApiConfig, parts: ApiParts) -> FastAPI:
         # of a /predict); the API's Prometheus metrics are its telemetry
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         responses={
+            400: {"model": Problem, "description": "the body is not readable JSON"},
             401: {"model": Problem, "description": "no or unknown API key"},
             403: {"model": Problem, "description": "the key may not do this"},
             413: {"model": Problem, "description": "body larger than allowed"},
@@ -254,8 +256,12 @@ def build_api(config: ApiConfig, parts: ApiParts) -> FastAPI:
         """The same token and body get the stored answer; another body, 409."""
         if token is None:
             return _Answer(200, await respond())
-        if not 0 < len(token) <= 255:
-            return _problem(422, "Idempotency-Key must be 1-255 characters")
+        if not 0 < len(token) <= MAX_IDEMPOTENCY_KEY:
+            problem = {
+                "field": IDEMPOTENCY,
+                "problem": f"must be 1-{MAX_IDEMPOTENCY_KEY} characters",
+            }
+            return _Answer(422, orjson.dumps({"detail": [problem]}))
         digest = hashlib.sha256(body).hexdigest().encode()
         store_key = f"idempotency:{key.name}:{token}"
         stored = parts.idempotency.get(store_key)
@@ -358,7 +364,9 @@ def build_api(config: ApiConfig, parts: ApiParts) -> FastAPI:
         batch: BatchRequest,
         request: Request,
         key: Annotated[ApiKey, Depends(allowed(PREDICT))],
-        idempotency_key: Annotated[str | None, Header()] = None,
+        idempotency_key: Annotated[
+            str | None, Header(min_length=1, max_length=MAX_IDEMPOTENCY_KEY)
+        ] = None,
     ) -> Response:
         if len(batch.transactions) > config.max_batch:
             return JSONResponse(
@@ -549,7 +557,13 @@ _KEY_AND_IDEMPOTENCY: dict[str, Any] = {
             "name": "idempotency-key",
             "in": "header",
             "required": False,
-            "schema": {"anyOf": [{"type": "string"}, {"type": "null"}], "title": "Idempotency-Key"},
+            "schema": {
+                "anyOf": [
+                    {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
+                    {"type": "null"},
+                ],
+                "title": "Idempotency-Key",
+            },
         }
     ],
 }

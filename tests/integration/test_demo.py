@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_fresh_broker import free_port
+from tests.conftest import free_port
 
 # what only a library's log record (or a leaked progress spinner) would put on the terminal
 LIBRARY_NOISE = re.compile(r" INFO | WARNING | ERROR |HTTP Request|Successfully registered|\x1b")

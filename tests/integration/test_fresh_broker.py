@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,14 +22,8 @@ from streams.app import spawn_worker
 from streams.kafka_admin import topic_partitions
 from streams.services.kafka import LocalKafka, group_coordinator_answers
 from streams.settings import Settings
-from tests.conftest import Endpoints
+from tests.conftest import Endpoints, free_port
 from tests.integration.test_streaming import Reader, send
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def brand_new_broker_settings(services: Endpoints, home: Path) -> Settings:

@@ -5,7 +5,6 @@ stream without drift asks for nothing."""
 from __future__ import annotations
 
 import dataclasses
-import socket
 import time
 import uuid
 from pathlib import Path
@@ -19,14 +18,12 @@ from streams.challenger import ChallengerChannel
 from streams.cli import main
 from streams.demo import AFTER_SWAP, DemoPlan, LoopRun, run_loop
 from streams.settings import Settings, to_env
-from tests.conftest import Endpoints
+from tests.conftest import Endpoints, free_port
 
 
 def loop_settings(services: Endpoints, tmp_path: Path, name: str) -> Settings:
     run = uuid.uuid4().hex[:8]
-    with socket.socket() as probe:  # a free port for this run's API
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # for this run's API
     return services.settings(
         home=tmp_path, topic_prefix=f"{name}{run}.", app_id=f"fraudstream-{name}-{run}",
         model_name=f"it-{name}-{run}", metrics_port=0, api_port=port,

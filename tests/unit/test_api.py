@@ -189,7 +189,10 @@ def test_labels_go_to_the_labels_topic_keyed_by_transaction() -> None:
         ({"card_id": "4111 1111 1111 1111"}, "card_id", "card number"),
         ({"currency": "EURO"}, "currency", "ISO 4217"),
         ({"event_time": "2026-03-02T10:10:00"}, "event_time", "timezone"),
-        ({"amount": None}, "amount", "valid number"),
+        ({"amount": None}, "amount", "must be a number"),
+        ({"amount": "12.5"}, "amount", "must be a number"),
+        ({"amount": True}, "amount", "must be a number"),
+        ({"event_time": 1772366400}, "event_time", "ISO 8601"),
     ],
 )
 def test_bad_input_is_a_422_naming_the_field_without_echoing_it(
