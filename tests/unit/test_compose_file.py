@@ -16,6 +16,17 @@ SERVICES = COMPOSE["services"]
 APPLICATION = ("scorer", "sink", "trainer", "api", "simulator")
 
 
+def test_kafka_is_healthy_only_once_it_can_coordinate_a_group() -> None:
+    # the local supervisor's rule (services up): a coordinator for the probe group, and the
+    # offsets topic with a leader; a broker that only answers metadata is not up yet
+    from streams.services.kafka import PROBE_GROUP
+
+    check = " ".join(SERVICES["kafka"]["healthcheck"]["test"])
+
+    assert f"--describe --group {PROBE_GROUP}" in check
+    assert "--topic __consumer_offsets" in check and "Leader: [0-9]" in check
+
+
 def test_compose_file_has_the_three_services_with_healthchecks_on_our_ports() -> None:
     defaults = Settings()
 
