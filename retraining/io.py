@@ -9,6 +9,7 @@ transaction, never at once (that would leak the future into terminal risk).
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,8 @@ class DataFileError(ValueError):
     """A data file that cannot be used; the message names the file and what is wrong."""
 
 
+MAX_PANDAS_YEAR = pd.Timestamp.max.year  # 2262
+MAX_FUTURE_SKEW_S = 300.0  # FRAUD_MAX_FUTURE_SKEW's default
 SHOWN_PROBLEMS = 5  # rows named in the error; every one is in the rejected file
 MAX_ID_LENGTH = 64
 MAX_AMOUNT = 1e9
@@ -106,12 +109,17 @@ def read_transactions(path: Path) -> pd.DataFrame:
     return check_transactions(path).or_raise()
 
 
-def check_transactions(path: Path) -> Checked:
-    """Every row of a transaction file checked; the valid ones in event-time order."""
+def check_transactions(
+    path: Path, now: pd.Timestamp | None = None, max_future_skew_s: float = MAX_FUTURE_SKEW_S
+) -> Checked:
+    """Every row of a transaction file checked (event times no further ahead of ``now``,
+    the time the file is read, than ``max_future_skew_s``); the valid ones in event-time
+    order."""
     frame = read_table(path)
     _require(frame, REQUIRED_TRANSACTION_COLUMNS, path)
     frame = frame.reset_index(drop=True)
-    problems = transaction_problems(frame)
+    latest = (now or pd.Timestamp.now(tz="UTC")) + pd.Timedelta(seconds=max_future_skew_s)
+    problems = transaction_problems(frame, latest)
     bad = problems != ""
     valid = frame[~bad].copy()
     for column in ("transaction_id", "card_id", "terminal_id"):
@@ -125,9 +133,10 @@ def check_transactions(path: Path) -> Checked:
     return Checked(path, len(frame), ordered.reset_index(drop=True), _rejected(frame, problems))
 
 
-def transaction_problems(frame: pd.DataFrame) -> pd.Series:
-    """Each row's reasons (``"; "``-joined; empty when valid). No value is repeated in a
-    reason: a rejected card_id may be a card number.
+def transaction_problems(frame: pd.DataFrame, latest: pd.Timestamp | None = None) -> pd.Series:
+    """Each row's reasons (``"; "``-joined; empty when valid); an event time after
+    ``latest`` is one (a clock ahead of the skew limit). No value is repeated in a reason: a
+    rejected card_id may be a card number.
 
     >>> rows = pd.DataFrame({"transaction_id": ["a", "b", "a", "c"],
     ...     "event_time": ["2026-01-01", "soon", "2026-01-02", "2026-01-03T10:00:00+02:00"],
@@ -149,7 +158,12 @@ def transaction_problems(frame: pd.DataFrame) -> pd.Series:
     reasons.append(
         _where(named & ids["transaction_id"].duplicated(), "transaction_id repeats an earlier row")
     )
-    reasons.append(_where(_times(frame["event_time"]).isna(), "event_time is not an ISO 8601 time"))
+    times = _times(frame["event_time"])
+    beyond = _beyond_pandas(frame["event_time"], times)  # a valid date pandas cannot hold
+    reasons.append(_where(times.isna() & ~beyond, "event_time is not an ISO 8601 time"))
+    if latest is not None:
+        ahead = (times > latest) | (beyond & (latest.year < MAX_PANDAS_YEAR))
+        reasons.append(_where(ahead, "event_time is in the future (beyond FRAUD_MAX_FUTURE_SKEW)"))
     pans = ids["card_id"].isin([card for card in ids["card_id"].unique() if looks_like_pan(card)])
     reasons.append(_where(pans, "card_id looks like a full card number (send a token)"))
     amount = pd.to_numeric(frame["amount"], errors="coerce")
@@ -214,6 +228,23 @@ def _times(values: pd.Series) -> pd.Series:
     """ISO 8601 times in UTC (no offset: UTC); NaT where a value is not one."""
     text = values.astype("string").str.strip()
     return pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
+
+
+def _beyond_pandas(values: pd.Series, parsed: pd.Series) -> pd.Series:
+    """Where a value is a valid ISO 8601 time after pandas' last (year 2262), such as
+    9999-12-31T23:59:59Z: future, not unreadable."""
+
+    def after_pandas(text: object) -> bool:
+        try:
+            moment = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        return moment.year >= MAX_PANDAS_YEAR
+
+    unread = (parsed.isna() & values.notna()).to_numpy()
+    beyond = np.zeros(len(values), dtype=bool)
+    beyond[unread] = [after_pandas(value) for value in values[unread]]
+    return pd.Series(beyond, index=values.index)
 
 
 def _where(condition: pd.Series, reason: str) -> pd.Series:

@@ -9,6 +9,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.transaction import Flag, Identifier, Timestamp
 
+DeadLetterReason = Literal["invalid", "future", "too_old"]
+
 
 class DeadLetter(BaseModel):
     """A message that could not be decoded, validated or scored, with where it came from.
@@ -21,6 +23,9 @@ class DeadLetter(BaseModel):
 
     raw: bytes
     error: str
+    # invalid (not JSON, not a valid Transaction), future (event time ahead of its ingest
+    # time beyond the skew limit), too_old (beyond the age limit): the metrics' label
+    reason: DeadLetterReason = "invalid"
     origin_topic: str
     origin_partition: int
     origin_offset: int

@@ -47,4 +47,7 @@ class ScoredTransaction(BaseModel):
     scored_time: AwareDatetime
     challenger_probability: Probability | None = None
     challenger_version: str | None = None
+    # True when the event time lies further behind its stream than any feature window reaches
+    # (FRAUD_MAX_LATENESS past the longest): scored, but the feature state was not changed
+    late: bool = False
     schema_version: Literal[1] = 1

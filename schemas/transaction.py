@@ -82,7 +82,16 @@ class Transaction(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
 
     transaction_id: Identifier
-    event_time: Timestamp
+    event_time: Annotated[
+        Timestamp,
+        Field(
+            description="When the payment happened (ISO 8601 with an offset). Refused when "
+            "more than FRAUD_MAX_FUTURE_SKEW (default 300 s) ahead of the time it is received, "
+            "or more than FRAUD_MAX_EVENT_AGE_DAYS (default 120) behind the newest event time "
+            "its stream has seen; flagged `late` (scored, the feature state unchanged) when "
+            "further behind that than the longest feature window plus FRAUD_MAX_LATENESS."
+        ),
+    ]
     card_id: Identifier
     terminal_id: Identifier
     amount: Annotated[float, Field(ge=0, lt=1e9), Number]  # 0: card checks, zero-value auths

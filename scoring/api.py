@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from schemas.events import Label
 from schemas.scored import ScoredTransaction
 from schemas.transaction import Transaction
+from scoring.event_time import Verdict
 from scoring.model_holder import ModelHolder
 from scoring.pipeline import InboundMessage, ScoringPipeline
 from scoring.serving import version_number
@@ -230,9 +231,25 @@ def build_api(config: ApiConfig, parts: ApiParts) -> FastAPI:
         # answers alike; Starlette logs it and its traceback after this answer
         return INTERNAL_ERROR.response()
 
-    def score_now(transactions: list[Transaction]) -> list[bytes]:
+    def admitted(transactions: list[Transaction], field: str) -> list[bool] | _Answer:
+        """The event-time verdicts (``scoring.event_time``) on transactions received now:
+        each one's late flag, or the 422 that names the first refused one's event_time."""
         message = InboundMessage(b"", "api", 0, 0, datetime.now(UTC))
-        result = parts.pipeline.score_transactions(transactions, [message] * len(transactions))
+        late = []
+        for index, transaction in enumerate(transactions):
+            judgement = parts.pipeline.judge(transaction, message)
+            if judgement.kind.refused:
+                where = field.format(index=index)
+                problem = {"field": where, "problem": judgement.problem}
+                return _Answer(422, orjson.dumps({"detail": [problem]}))
+            late.append(judgement.kind is Verdict.LATE)
+        return late
+
+    def score_now(transactions: list[Transaction], late: list[bool]) -> list[bytes]:
+        message = InboundMessage(b"", "api", 0, 0, datetime.now(UTC))
+        result = parts.pipeline.score_transactions(
+            transactions, [message] * len(transactions), late=late
+        )
         if result.scorer.fallback:
             metrics.fallback.inc(len(transactions))
         return [value for _, value in result.encoded()]
@@ -245,8 +262,8 @@ def build_api(config: ApiConfig, parts: ApiParts) -> FastAPI:
                 value = transaction.model_dump_json().encode()
                 await parts.publish("transactions", transaction.card_id.encode(), value)
 
-    async def score(transactions: list[Transaction]) -> list[bytes]:
-        answers = score_now(transactions)
+    async def score(transactions: list[Transaction], late: list[bool]) -> list[bytes]:
+        answers = score_now(transactions, late)
         await record(transactions)
         return answers
 
@@ -309,9 +326,12 @@ def build_api(config: ApiConfig, parts: ApiParts) -> FastAPI:
             transaction = Transaction.model_validate_json(body)
         except ValidationError as error:
             return _Answer(422, orjson.dumps({"detail": _problems(error.errors())}))
+        late = admitted([transaction], "event_time")
+        if isinstance(late, _Answer):
+            return late
 
         async def respond() -> bytes:
-            answer = await together(transaction)
+            answer = await together(transaction, late[0])
             await record([transaction])
             return answer
 
@@ -374,8 +394,13 @@ def build_api(config: ApiConfig, parts: ApiParts) -> FastAPI:
                 422,
             )
 
+        late = admitted(batch.transactions, "transactions.{index}.event_time")
+        if isinstance(late, _Answer):
+            return late.response()
+
         async def respond() -> bytes:
-            return b'{"results":[' + b",".join(await score(batch.transactions)) + b"]}"
+            assert not isinstance(late, _Answer)  # returned above
+            return b'{"results":[' + b",".join(await score(batch.transactions, late)) + b"]}"
 
         answer = await idempotent(key, idempotency_key, await request.body(), respond)
         return answer.response()
@@ -584,20 +609,22 @@ class _Coalescer:
     as it would alone (the API never writes the state).
     """
 
-    def __init__(self, score: Callable[[list[Transaction]], list[bytes]], limit: int) -> None:
+    def __init__(
+        self, score: Callable[[list[Transaction], list[bool]], list[bytes]], limit: int
+    ) -> None:
         self.score, self.limit = score, limit
-        self.waiting: list[tuple[Transaction, asyncio.Future[bytes]]] = []
+        self.waiting: list[tuple[Transaction, bool, asyncio.Future[bytes]]] = []
 
-    async def __call__(self, transaction: Transaction) -> bytes:
+    async def __call__(self, transaction: Transaction, late: bool = False) -> bytes:
         loop = asyncio.get_running_loop()
         if not self.waiting:
             loop.call_soon(self._flush)  # after the callbacks already due: they may join
         answer: asyncio.Future[bytes] = loop.create_future()
-        self.waiting.append((transaction, answer))
+        self.waiting.append((transaction, late, answer))
         return await answer
 
     def _flush(self) -> None:
-        Waiting = list[tuple[Transaction, asyncio.Future[bytes]]]
+        Waiting = list[tuple[Transaction, bool, asyncio.Future[bytes]]]
         waiting, self.waiting = self.waiting, []
         while waiting:
             group: Waiting = []
@@ -611,13 +638,13 @@ class _Coalescer:
                     cards.add(card)
                     group.append(item)
             try:
-                answers = self.score([transaction for transaction, _ in group])
+                answers = self.score([t for t, _, _ in group], [late for _, late, _ in group])
             except Exception as error:  # each caller gets it, as if it had scored alone
-                for _, future in group:
+                for _, _, future in group:
                     if not future.done():
                         future.set_exception(error)
             else:
-                for (_, future), answer in zip(group, answers, strict=True):
+                for (_, _, future), answer in zip(group, answers, strict=True):
                     if not future.done():  # not if its caller went away
                         future.set_result(answer)
             waiting = later

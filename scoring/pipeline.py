@@ -17,17 +17,20 @@ import numpy as np
 import orjson
 
 from schemas.codec import DecodeError, decode
-from schemas.events import DeadLetter
+from schemas.events import DeadLetter, DeadLetterReason
 from schemas.pan import redact_pans
 from schemas.scored import ScoredTransaction
 from schemas.transaction import Transaction
 from scoring.challenger import OnlineChallenger
 from scoring.decision import ReasonCode, Thresholds
+from scoring.event_time import EventTimeRules, Judgement, Timeliness, Verdict
 from scoring.features import FEATURE_NAMES, FeatureEngine, FeatureInput
 from scoring.features.store import FeatureStore, StateWrites
 from scoring.serving import RulesFallback, Scorer
 
 Clock = Callable[[], datetime]
+INVALID: DeadLetterReason = "invalid"  # a dead letter's reason: not decoded or not valid
+REFUSED_AS: dict[Verdict, DeadLetterReason] = {Verdict.FUTURE: "future", Verdict.TOO_OLD: "too_old"}
 
 
 logger = logging.getLogger(__name__)
@@ -47,6 +50,7 @@ class DecodedBatch:
     transactions: list[Transaction]
     messages: list[InboundMessage]  # the accepted ones, aligned with ``transactions``
     dead_letters: list[DeadLetter]
+    late: list[bool] | None = None  # aligned with ``transactions``: scored, state unchanged
 
     @functools.cached_property
     def inputs(self) -> list[FeatureInput]:
@@ -72,6 +76,7 @@ class BatchResult:
     challenger_probabilities: np.ndarray | None = None  # the online challenger's, in shadow
     challenger_version: str | None = None
     degraded: bool = False  # the feature store was unreachable: features from memory, rules
+    late: list[bool] | None = None  # aligned with ``transactions`` (``scoring.event_time``)
 
     def __len__(self) -> int:
         return len(self.transactions)
@@ -88,6 +93,7 @@ class BatchResult:
             if self.challenger_probabilities is not None
             else [None] * len(self.transactions)
         )
+        lates = self.late or [False] * len(self.transactions)
         return [
             (
                 transaction.card_id.encode(),
@@ -106,12 +112,13 @@ class BatchResult:
                         "scored_time": scored_time,
                         "challenger_probability": challenger,
                         "challenger_version": challenger_version,
+                        "late": late,
                         "schema_version": 1,
                     },
                     option=orjson.OPT_UTC_Z,
                 ),
             )
-            for transaction, message, probability, decision, reasons, row, challenger in zip(
+            for transaction, message, probability, decision, reasons, row, challenger, late in zip(
                 self.transactions,
                 self.messages,
                 self.probabilities.tolist(),
@@ -119,6 +126,7 @@ class BatchResult:
                 self.reasons,
                 self.rows.tolist(),
                 challengers,
+                lates,
                 strict=True,
             )
         ]
@@ -169,25 +177,46 @@ class ScoringPipeline:
         thresholds: Thresholds,
         clock: Clock = utc_now,
         current_challenger: Callable[[], OnlineChallenger | None] = lambda: None,
+        timeliness: Timeliness | None = None,
     ) -> None:
         self.engine = engine
+        self.timeliness = timeliness or Timeliness(EventTimeRules())
         self.current_challenger = current_challenger
         self.current_scorer = current_scorer  # read once per batch: a swap never splits one
         self.thresholds = thresholds
         self.clock = clock
 
     def decode(self, messages: Sequence[InboundMessage]) -> DecodedBatch:
-        """Validate each message: transactions to score, the rest dead letters."""
+        """Validate each message and judge its event time: transactions to score (some
+        flagged late), the rest dead letters with their reason."""
         transactions: list[Transaction] = []
         accepted: list[InboundMessage] = []
+        late: list[bool] = []
         dead: list[DeadLetter] = []
         for message in messages:
             try:
-                transactions.append(decode(Transaction, message.value))
-                accepted.append(message)
+                transaction = decode(Transaction, message.value)
             except DecodeError as error:
                 dead.append(self.dead_letter(message, str(error)))
-        return DecodedBatch(transactions, accepted, dead)
+                continue
+            judgement = self.judge(transaction, message)
+            if judgement.kind.refused:
+                reason = REFUSED_AS[judgement.kind]
+                dead.append(self.dead_letter(message, judgement.problem, reason))
+                continue
+            transactions.append(transaction)
+            accepted.append(message)
+            late.append(judgement.kind is Verdict.LATE)
+        return DecodedBatch(transactions, accepted, dead, late)
+
+    def judge(self, transaction: Transaction, message: InboundMessage) -> Judgement:
+        """The event-time verdict on ``transaction``, received as ``message`` (its channel
+        is the message's topic and partition)."""
+        return self.timeliness.judge(
+            (message.topic, message.partition),
+            transaction.event_time.timestamp(),
+            message.ingest_time.timestamp(),
+        )
 
     def prepare(self, messages: Sequence[InboundMessage]) -> BatchResult:
         """Score a batch; its state changes wait in ``writes`` for ``save``, so the caller
@@ -204,16 +233,17 @@ class ScoringPipeline:
         transactions: list[Transaction],
         messages: list[InboundMessage],
         dead: list[DeadLetter] | None = None,
+        late: list[bool] | None = None,
     ) -> BatchResult:
-        """Score validated transactions (``messages``: where each came from and when);
-        nothing is stored until ``save``."""
-        return self.score(DecodedBatch(transactions, messages, dead or []))
+        """Score validated transactions (``messages``: where each came from and when; their
+        event times judged already); nothing is stored until ``save``."""
+        return self.score(DecodedBatch(transactions, messages, dead or [], late))
 
     def score(self, batch: DecodedBatch) -> BatchResult:
         """Score a decoded batch; nothing is stored until ``save``."""
         transactions, messages, dead = batch.transactions, batch.messages, batch.dead_letters
         scorer = self.current_scorer()
-        rows, writes = self.engine.compute(batch.inputs)
+        rows, writes = self.engine.compute(batch.inputs, batch.late)
         if not transactions:  # models refuse empty input
             nothing = np.zeros(0)
             return BatchResult(
@@ -251,6 +281,7 @@ class ScoringPipeline:
             shadow_scores(challenger, rows),
             challenger.version if challenger is not None else None,
             degraded=writes.from_memory,
+            late=batch.late,
         )
 
     def save(self, result: BatchResult) -> None:
@@ -263,10 +294,13 @@ class ScoringPipeline:
         self.save(result)
         return result
 
-    def dead_letter(self, message: InboundMessage, error: str) -> DeadLetter:
+    def dead_letter(
+        self, message: InboundMessage, error: str, reason: DeadLetterReason = INVALID
+    ) -> DeadLetter:
         return DeadLetter(
             raw=redact_pans(message.value[:65_536]),  # huge payloads are cut, PANs masked
             error=error,
+            reason=reason,
             origin_topic=message.topic,
             origin_partition=message.partition,
             origin_offset=message.offset,

@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from schemas.topics import LABELS, MODEL_UPDATES, TRANSACTIONS
 from scoring.api import ApiConfig, ApiKey, ApiParts, build_api, parse_keys
 from scoring.decision import Thresholds
+from scoring.event_time import Timeliness
 from scoring.features import FeatureEngine
 from scoring.features.redis_store import RedisFeatureStore, feature_client
 from scoring.model_holder import ModelHolder
@@ -96,8 +97,9 @@ def build(settings: Settings) -> FastAPI:
     models = ModelHolder(make_loader(settings), settings.model_cache_file.with_suffix(".api.pkl"))
     models.refresh()
     pipeline = ScoringPipeline(
-        engine, models.current, Thresholds(settings.review_threshold, settings.decline_threshold)
-    )
+        engine, models.current, Thresholds(settings.review_threshold, settings.decline_threshold),
+        timeliness=Timeliness(settings.event_time_rules()),
+    )  # fmt: skip
     kafka = _Kafka(settings)
 
     async def redis_answers() -> bool:

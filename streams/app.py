@@ -43,6 +43,7 @@ from schemas.topics import (
     TRANSACTIONS,
 )
 from scoring.decision import Thresholds
+from scoring.event_time import Timeliness
 from scoring.features import FEATURE_NAMES, FeatureEngine
 from scoring.features.redis_store import UNREACHABLE, RedisFeatureStore, feature_client
 from scoring.model_holder import Loader, ModelHolder
@@ -149,7 +150,11 @@ def make_parts(settings: Settings) -> WorkerParts:
         engine,
         models,
         ScoringPipeline(
-            engine, models.current, thresholds, current_challenger=lambda: challenger.current
+            engine,
+            models.current,
+            thresholds,
+            current_challenger=lambda: challenger.current,
+            timeliness=Timeliness(settings.event_time_rules()),
         ),
         TrainingStore(settings.training_store_url),
         metrics,

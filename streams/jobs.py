@@ -83,7 +83,7 @@ def read_inputs(
     """Transactions and labels, checked row by row; ``rejected_beside`` says, for each
     input, what its rejected file is written beside."""
     skipped = []
-    tx_checked = check_transactions(transactions_file)
+    tx_checked = check_transactions(transactions_file, max_future_skew_s=settings.max_future_skew)
     tx_rejected = rejected_file(rejected_beside[transactions_file])
     transactions = valid_rows(tx_checked, skip_invalid, tx_rejected)
     if len(tx_checked.rejected):

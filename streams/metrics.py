@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import collections
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import get_args
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
+from schemas.events import DeadLetterReason
 from scoring.pipeline import BatchResult
 from scoring.serving import version_number
 
+SKEW_SAMPLE = 10_000  # the event-time skew gauge's quantiles are over this many transactions
+SKEW_QUANTILES = (0.01, 0.5, 0.99)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -26,8 +31,28 @@ class WorkerMetrics:
             "fraudstream_fallback", "Transactions decided by the rules", registry=r
         )
         self.dead_letters = Counter(
-            "fraudstream_dead_letters", "Messages sent to the DLQ", registry=r
+            "fraudstream_dead_letters",
+            "Messages sent to the DLQ, by reason (invalid, future: a clock ahead of the skew "
+            "limit, too_old)",
+            ["reason"],
+            registry=r,
         )
+        for reason in get_args(DeadLetterReason):
+            self.dead_letters.labels(reason)  # every reason's series exists from the start
+        self.late = Counter(
+            "fraudstream_late",
+            "Transactions scored late: behind their stream beyond every feature window, so "
+            "the feature state was not changed",
+            registry=r,
+        )
+        self.event_skew = Gauge(
+            "fraudstream_ingest_minus_event_seconds",
+            f"Ingest time minus event time over the last {SKEW_SAMPLE:,} scored transactions "
+            "of a topic, at a quantile (negative: event times ahead of the broker's clock)",
+            ["topic", "quantile"],
+            registry=r,
+        )
+        self._skews: dict[str, collections.deque[float]] = {}
         self.degraded = Counter(
             "fraudstream_degraded",
             "Transactions scored while the feature store was unreachable (the rules decided)",
@@ -103,9 +128,13 @@ class WorkerMetrics:
 
     def observe_batch(self, result: BatchResult, now: datetime) -> None:
         self.batch_size.observe(len(result) + len(result.dead_letters))
-        self.dead_letters.inc(len(result.dead_letters))
+        for letter in result.dead_letters:
+            self.dead_letters.labels(letter.reason).inc()
         if not len(result):
             return
+        if result.late:
+            self.late.inc(sum(result.late))
+        self._observe_skew(result)
         decisions, counts = np.unique(result.decisions, return_counts=True)
         for decision, count in zip(decisions.tolist(), counts.tolist(), strict=True):
             self.scored.labels(decision).inc(count)
@@ -120,6 +149,18 @@ class WorkerMetrics:
             self.fallback.inc(len(result))
         if result.degraded:
             self.degraded.inc(len(result))
+
+    def _observe_skew(self, result: BatchResult) -> None:
+        by_topic: dict[str, list[float]] = {}
+        for message, transaction in zip(result.messages, result.transactions, strict=True):
+            skew = message.ingest_time.timestamp() - transaction.event_time.timestamp()
+            by_topic.setdefault(message.topic, []).append(skew)
+        for topic, skews in by_topic.items():
+            recent = self._skews.setdefault(topic, collections.deque(maxlen=SKEW_SAMPLE))
+            recent.extend(skews)
+            values = np.quantile(np.fromiter(recent, float, len(recent)), SKEW_QUANTILES)
+            for quantile, value in zip(SKEW_QUANTILES, values.tolist(), strict=True):
+                self.event_skew.labels(topic, str(quantile)).set(value)
 
     def serving(self, name: str, version: str) -> None:
         self.model.clear()

@@ -20,6 +20,8 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
+from scoring.event_time import EventTimeRules
+
 PREFIX = "FRAUD_"
 
 
@@ -75,6 +77,10 @@ class Settings:
     api_cors_origins: str = ""  # comma-separated; empty: no cross-origin calls
     api_access_log: bool = True  # one line per request: method, path, status (never a body)
 
+    max_future_skew: float = 300.0  # seconds an event time may be ahead of its ingest time
+    max_lateness: float = 86_400.0  # seconds past the longest feature window a late event counts
+    max_event_age_days: float = 120.0  # older than the stream's newest event by this: refused
+
     model_name: str = "fraud-detector"
     label_delay_days: int = 7  # how long labels take: terminal risk looks this far back
     review_threshold: float = 0.5
@@ -97,6 +103,12 @@ class Settings:
     retrain_after_drift_days: int = 3  # post-drift days the training rows must hold
     promotion_margin: float = 0.01  # average precision the challenger must gain
     trainer_poll_seconds: float = 5.0  # how often a waiting drift request is re-checked
+
+    def event_time_rules(self) -> EventTimeRules:
+        return EventTimeRules.of(
+            self.max_future_skew, self.max_lateness, self.max_event_age_days,
+            self.label_delay_days,
+        )  # fmt: skip
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

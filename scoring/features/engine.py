@@ -95,7 +95,9 @@ class FeatureEngine:
             (label_delay_days + 1, label_delay_days + days) for days in TERMINAL_WINDOW_DAYS
         ]
 
-    def _compute(self, events: Sequence[FeatureInput]) -> tuple[np.ndarray, StateWrites]:
+    def _compute(
+        self, events: Sequence[FeatureInput], late: Sequence[bool] | None
+    ) -> tuple[np.ndarray, StateWrites]:
         days = [int(event.ts // SECONDS_PER_DAY) for event in events]
         snapshot = self.store.read(
             (),
@@ -108,7 +110,8 @@ class FeatureEngine:
         counted_here: dict[str, dict[int, int]] = {}  # terminal -> day -> this batch's count
         writes = StateWrites(from_memory=not snapshot.complete)
         rows = []
-        for event, day in zip(events, days, strict=True):
+        late = late or [False] * len(events)
+        for event, day, is_late in zip(events, days, late, strict=True):
             card = cards.get(event.card_id) or cards.setdefault(event.card_id, _CardHistory({}))
             position = card.position(event.ts, event.transaction_id)
             row = card.features(event, position)
@@ -123,8 +126,9 @@ class FeatureEngine:
                 MERCHANT_CATEGORY_CODES.get(event.merchant_category, 0),
             )
             rows.append(row)
-            if card.holds(position, event.transaction_id):
-                continue  # already in the state (a replay, or twice in a batch): no change
+            if is_late or card.holds(position, event.transaction_id):
+                continue  # too late to count, or already in the state (a replay, or twice
+                # in a batch): no change
             writes.card_events.setdefault(event.card_id, []).append(card.insert(position, event))
             writes.cards[event.card_id] = card.columns
             per_day = counted_here.setdefault(event.terminal_id, {})
@@ -158,11 +162,14 @@ class FeatureEngine:
             features.append(frauds / transactions if transactions else 0.0)
         return features
 
-    def compute(self, events: Sequence[FeatureInput]) -> tuple[np.ndarray, StateWrites]:
+    def compute(
+        self, events: Sequence[FeatureInput], late: Sequence[bool] | None = None
+    ) -> tuple[np.ndarray, StateWrites]:
         """Feature rows (``FEATURE_NAMES`` order) for ``events`` and the state changes they
-        make, not yet stored: the caller adds its own and passes them all to ``save``."""
+        make, not yet stored: the caller adds its own and passes them all to ``save``.
+        Events flagged in ``late`` are scored against the state but change nothing."""
         try:
-            return self._compute(events)
+            return self._compute(events, late)
         except BaseException:
             self.store.forget()  # cached card histories may hold this batch's half-done changes
             raise

@@ -5,6 +5,7 @@ makes it fail (schemathesis)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -29,7 +30,8 @@ from schemas.topics import LABELS, MODEL_UPDATES, SCORED, TRANSACTIONS
 from streams.api import spawn_api
 from streams.app import create_topics, make_parts
 from streams.settings import Settings
-from tests.conftest import Endpoints, free_port
+from tests.conftest import ROOT, Endpoints, free_port
+from tests.integration import fuzz_hooks  # noqa: F401 - recent date-times for the fuzz below
 from tests.integration.test_streaming import (
     Reader,
     isolated,
@@ -135,12 +137,15 @@ FUZZ_SEED = "249684020320772303287893695091637364584"
 def test_the_openapi_document_states_what_the_server_enforces(running_api: str) -> None:
     """Every schemathesis check (``--checks all``): a request valid by the document is
     accepted, one invalid by it is refused, every answer matches its documented schema and
-    status, a call without the key is refused, and the stateful links hold."""
+    status, a call without the key is refused, and the stateful links hold. Date-times come
+    from the last 30 days (``fuzz_hooks``: the event-time window the document states in
+    words)."""
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.integration.fuzz_hooks"}
     fuzz = subprocess.run(
         [sys.executable, "-m", "schemathesis.cli", "run", f"{running_api}/openapi.json",
          "--checks", "all", "--max-examples", "60", "--seed", FUZZ_SEED,
          "-H", f"X-API-Key: {SECRET}", "--no-color"],
-        capture_output=True, text=True, timeout=600, check=False,
+        capture_output=True, text=True, timeout=600, check=False, env=env, cwd=ROOT,
     )  # fmt: skip
 
     assert fuzz.returncode == 0, fuzz.stdout[-6000:] + fuzz.stderr[-2000:]

@@ -165,7 +165,10 @@ def test_every_valid_transaction_is_scored_once_and_every_bad_one_is_a_dead_lett
         for d in ("approve", "review", "decline")
     )
     assert scored_total == len(valid)
-    assert registry.get_sample_value("fraudstream_dead_letters_total") == len(MALFORMED)
+    dead_letters = registry.get_sample_value(
+        "fraudstream_dead_letters_total", {"reason": "invalid"}
+    )
+    assert dead_letters == len(MALFORMED)
     assert registry.get_sample_value("fraudstream_fallback_total") == len(valid)
     # labels joined to the scores the served model gave: its rolling quality
     quality = {

@@ -7,7 +7,7 @@ import asyncio
 import copy
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -206,6 +206,27 @@ def test_bad_input_is_a_422_naming_the_field_without_echoing_it(
     assert b"4111" not in response.content
 
 
+def test_an_event_time_ahead_of_the_clock_is_a_422_naming_event_time() -> None:
+    client = Harness().client
+    ahead = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+
+    one = client.post("/predict", json=body(event_time=ahead), headers=PREDICT_KEY)
+    batch = client.post(
+        "/predict/batch",
+        json={"transactions": [body("ok"), body("ahead", event_time=ahead)]},
+        headers=PREDICT_KEY,
+    )
+    ancient = client.post(
+        "/predict", json=body(event_time="1970-01-01T00:00:00Z"), headers=PREDICT_KEY
+    )
+
+    assert one.status_code == batch.status_code == ancient.status_code == 422
+    assert [p["field"] for p in one.json()["detail"]] == ["event_time"]
+    assert "FRAUD_MAX_FUTURE_SKEW" in one.json()["detail"][0]["problem"]
+    assert [p["field"] for p in batch.json()["detail"]] == ["transactions.1.event_time"]
+    assert "FRAUD_MAX_EVENT_AGE_DAYS" in ancient.json()["detail"][0]["problem"]
+
+
 def test_a_zero_value_authorisation_is_scored() -> None:
     response = Harness().client.post("/predict", json=body(amount=0), headers=PREDICT_KEY)
 
@@ -277,7 +298,8 @@ def test_calls_in_the_same_turn_are_scored_together_one_card_per_group() -> None
 
     groups: list[list[str]] = []
 
-    def score(transactions: list[Transaction]) -> list[bytes]:
+    def score(transactions: list[Transaction], late: list[bool]) -> list[bytes]:
+        assert late == [False] * len(transactions)
         groups.append([t.transaction_id for t in transactions])
         if "boom" in groups[-1]:
             raise RuntimeError("redis went away")

@@ -100,6 +100,21 @@ def test_invalid_rows_are_named_with_their_row_numbers_and_reasons(outside_the_s
     assert "4111111111111111" not in checked.rejected.to_csv()  # masked in the rejected rows
 
 
+def test_a_row_dated_in_the_future_is_invalid(tmp_path: Path) -> None:
+    now = pd.Timestamp("2026-12-07T09:00:00Z")
+    path = write_minimal(
+        tmp_path,
+        [row(transaction_id="ok", event_time="2026-12-07T09:04:00Z"),
+         row(transaction_id="ahead", event_time="9999-12-31T23:59:59Z")],
+    )  # fmt: skip
+
+    checked = check_transactions(path, now=now, max_future_skew_s=300)
+
+    assert checked.rejected[["row", "reason"]].to_dict("records") == [
+        {"row": 2, "reason": "event_time is in the future (beyond FRAUD_MAX_FUTURE_SKEW)"}
+    ]
+
+
 def test_invalid_label_rows_are_named(tmp_path: Path) -> None:
     tx = read_transactions(write_minimal(tmp_path, [row(), row(transaction_id="b")]))
     labels = tmp_path / "labels.csv"

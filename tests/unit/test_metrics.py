@@ -42,7 +42,15 @@ def test_a_batch_counts_decisions_dead_letters_and_latencies() -> None:
 
     value = metrics.registry.get_sample_value
     assert value("fraudstream_scored_total", {"decision": "approve"}) == 2
-    assert value("fraudstream_dead_letters_total") == 1
+    assert value("fraudstream_dead_letters_total", {"reason": "invalid"}) == 1
+    assert value("fraudstream_dead_letters_total", {"reason": "future"}) == 0
+    # ingest minus event time: 5 s for both scored transactions
+    assert (
+        value(
+            "fraudstream_ingest_minus_event_seconds", {"topic": "transactions", "quantile": "0.99"}
+        )
+        == 5.0
+    )
     assert value("fraudstream_fallback_total") == 2
     assert value("fraudstream_batch_size_sum") == 3
     # ingest_time is NOW, event time 5 s earlier: 2 s and 7 s after them
