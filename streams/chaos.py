@@ -21,16 +21,19 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from schemas.codec import decode
+from schemas.codec import decode, encode
 from schemas.events import DeadLetter
 from schemas.pan import find_pans
 from schemas.topics import DEAD_LETTERS, SCORED, TRANSACTIONS
+from schemas.transaction import Transaction
+from scoring.features import FEATURE_NAMES, FeatureEngine, FeatureInput, InMemoryFeatureStore
 from streams.app import LAG_INTERVAL_S, create_topics, spawn_worker
 from streams.bench import TRANSACTION_ID, _produce, _transactions, cut_string, delete_keys
 from streams.services.kafka import LocalKafka
@@ -84,7 +87,9 @@ def isolated(settings: Settings, name: str) -> Settings:
 class Outputs:
     """Reads `transactions.scored` and the dead letters from the start, counting by id."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, keep: bool = False) -> None:
+        self.keep = keep  # also keep each transaction's last scored output (``values``)
+        self.values: dict[bytes, bytes] = {}
         self.consumer = AIOKafkaConsumer(
             settings.topic(SCORED.name), settings.topic(DEAD_LETTERS.name),
             bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest",
@@ -120,7 +125,10 @@ class Outputs:
                 now, fallback = time.monotonic(), self.fallback
                 for message in messages:
                     value = message.value or b""
-                    self.scored[cut_string(value, TRANSACTION_ID)] += 1
+                    transaction_id = cut_string(value, TRANSACTION_ID)
+                    self.scored[transaction_id] += 1
+                    if self.keep:
+                        self.values[transaction_id] = value
                     version = cut_string(value, _VERSION)
                     self.versions[version] += 1
                     self.first_seen.setdefault(version, now)
@@ -289,6 +297,67 @@ async def hostile(
         f"a reason; {pans} card numbers in them"
     )
     return _outcome("10,000 malformed or hostile messages", items, ids, outputs, [], note)
+
+
+async def bad_clocks(
+    settings: Settings, logs: Path, valid: int = 20_000, each: int = 500, rate: float = 2_000.0
+) -> Outcome:
+    """``each`` transactions dated far in the future, ``each`` ancient ones and ``each`` too
+    late for any feature window, on the cards and terminals of ``valid`` on-time ones and
+    mixed into them under load (one partition: the order the offline replay sees). None may
+    change another transaction's features; each is scored, flagged late or a dead letter."""
+    settings = dataclasses.replace(isolated(settings, "clocks"), partitions=1)
+    good = _transactions(valid)
+    records = [decode(Transaction, value) for _, value in good]
+    offline = FeatureEngine(InMemoryFeatureStore(), settings.label_delay_days)
+    expected = offline.process([FeatureInput.of(record) for record in records])
+    items: list[tuple[bytes | None, bytes]] = []
+    bad_at = {position * (valid // each) + valid // (2 * each) for position in range(each)}
+    future = datetime.now(UTC) + timedelta(days=1)
+    for index, (item, record) in enumerate(zip(good, records, strict=True)):
+        items.append(item)
+        if index in bad_at:
+            for kind, when in (("future", future), ("ancient", record.event_time - timedelta(
+                    days=200)), ("late", record.event_time - timedelta(days=45))):  # fmt: skip
+                copy = record.model_copy(
+                    update={"transaction_id": f"{kind}-{index}", "event_time": when}
+                )
+                items.append((item[0], encode(copy)))
+    ids = {_id(value) for _, value in good}
+    late_ids = {f"late-{index}".encode() for index in bad_at}
+    await create_topics(settings)
+    worker = spawn_worker(settings, logs / "clocks-worker.log", WORKER_AGENTS)
+    async with Outputs(settings, keep=True) as outputs:
+        try:
+            await publish(settings, items, rate)
+            await outputs.until(ids | late_ids, 2 * each, timeout=240)
+        finally:
+            _stop([worker])
+            _drop_state(settings)
+    online = [outputs.values.get(_id(value)) for _, value in good]
+    changed = sum(
+        value is None or _features(value) != row.tolist()
+        for value, row in zip(online, expected, strict=True)
+    )
+    flagged = sum(b'"late":true' in outputs.values.get(i, b"") for i in late_ids)
+    reasons = Counter(letter.reason for letter in outputs.dead_letters)
+    note = (
+        f"{each:,} each: {reasons['future']:,} future and {reasons['too_old']:,} ancient ones "
+        f"dead letters, {flagged:,} late ones scored and flagged; {changed:,} of the on-time "
+        "transactions' features differ from the offline replay without the bad clocks"
+    )
+    outcome = _outcome(
+        f"{3 * each:,} bad clocks (future, ancient, too late)", items, ids | late_ids,
+        outputs, [], note,
+    )  # fmt: skip
+    measures = {"future": reasons["future"], "too_old": reasons["too_old"],
+                "flagged": flagged, "changed": changed}  # fmt: skip
+    return dataclasses.replace(outcome, measures=measures)
+
+
+def _features(value: bytes) -> list[float]:
+    features = json.loads(value)["features"]
+    return [float(features[name]) for name in FEATURE_NAMES]
 
 
 def free_port() -> int:

@@ -16,7 +16,7 @@ from streams.settings import Settings, SettingsError
 
 logger = logging.getLogger("fraudstream")
 # the fault-injection scenarios of `fraudstream chaos`, in the order they run
-SCENARIOS = ("kill", "broker", "redis", "mlflow", "hostile", "backlog")
+SCENARIOS = ("kill", "broker", "redis", "mlflow", "hostile", "clocks", "backlog")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -605,6 +605,7 @@ def _chaos(settings: Settings, args: argparse.Namespace) -> int:
         "redis": lambda: chaos.redis_outage(settings, logs, rate=args.rate),
         "mlflow": lambda: chaos.mlflow_outage(settings, logs, rate=args.rate),
         "hostile": lambda: chaos.hostile(settings, logs, rate=args.rate),
+        "clocks": lambda: chaos.bad_clocks(settings, logs, rate=args.rate),
         "backlog": lambda: chaos.backlog(settings, logs, args.backlog),
     }
     outcomes = []

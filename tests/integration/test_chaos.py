@@ -19,6 +19,7 @@ import redis
 from streams.chaos import (
     TABLE_HEAD,
     backlog,
+    bad_clocks,
     broker_restart,
     hostile,
     kill_nine,
@@ -68,6 +69,19 @@ def test_hostile_messages_all_become_dead_letters_and_crash_nothing(
     assert outcome.note == (
         "worker alive throughout; 0 dead letters without a reason; 0 card numbers in them"
     )
+
+
+@pytest.mark.timeout(600)
+def test_bad_clocks_change_no_other_transaction_and_each_is_accounted_for(
+    services: Endpoints, tmp_path: Path
+) -> None:
+    outcome = asyncio.run(bad_clocks(chaos_settings(services, tmp_path), tmp_path))
+    print(f"\n{TABLE_HEAD}\n{outcome.row()}")  # noqa: T201
+
+    assert outcome.sent == 21_500 and outcome.valid == 20_500  # the late ones are scored
+    assert outcome.lost == 0 and outcome.scored == 20_500
+    assert outcome.measures == {"future": 500, "too_old": 500, "flagged": 500, "changed": 0}
+    assert outcome.dead_letters == 1_000
 
 
 @pytest.mark.timeout(600)
