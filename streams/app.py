@@ -50,6 +50,7 @@ from scoring.model_holder import Loader, ModelHolder
 from scoring.pipeline import BatchResult, InboundMessage, ScoringPipeline, scores_of, utc_now
 from scoring.quality import RollingQuality
 from scoring.serving import Scorer
+from streams.alignment import AlignedInbox, FrontierBoard
 from streams.challenger import ChallengerChannel, ChallengerLearner
 from streams.consumer import App, BatchInbox
 from streams.drift_agent import DriftAgent, ReferenceLoader
@@ -424,8 +425,19 @@ def build_app(
         app.agent(topic(LABELS.name), name="labels")(labels)
     add_sink_agents(app, topic, parts, agents, settings.batch_size)
     if "score" in agents:
-        # not a Faust stream: a task that takes the transactions in batches (streams.consumer)
-        inbox = app.inbox(topic(TRANSACTIONS.name), settings.batch_size, settings.batch_within)
+        # not a Faust stream: a task that takes the transactions in batches (streams.consumer),
+        # the partitions kept in step by event time (streams.alignment) unless turned off
+        board = frontier_board(settings, parts)
+        aligned = settings.max_partition_lead > 0
+        inbox = app.inbox(
+            topic(TRANSACTIONS.name), settings.batch_size, settings.batch_within,
+            aligned_inbox(app, settings, board) if aligned else None,
+        )  # fmt: skip
+        if isinstance(inbox, AlignedInbox):
+
+            @app.timer(interval=FRONTIERS_EVERY_S)
+            async def publish_frontiers() -> None:
+                await asyncio.to_thread(board.publish, inbox.frontiers())
 
         @app.task
         async def score_transactions() -> None:
@@ -471,6 +483,23 @@ def build_app(
                 parts.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(behind, 0))
 
     return app
+
+
+FRONTIERS_EVERY_S = 0.25  # how often a worker tells the others how far its partitions are
+
+
+def frontier_board(settings: Settings, parts: WorkerParts) -> FrontierBoard:
+    key = f"{settings.topic_prefix}frontiers:{TRANSACTIONS.name}"
+    return FrontierBoard(parts.redis, key, settings.partition_idle_timeout)
+
+
+def aligned_inbox(app: App, settings: Settings, board: FrontierBoard) -> AlignedInbox:
+    """The transactions' inbox, in step across partitions (``streams.alignment``)."""
+    return AlignedInbox(
+        app, settings.batch_size, settings.batch_within, settings.partitions,
+        max_lead_s=settings.max_partition_lead, idle_s=settings.partition_idle_timeout,
+        max_future_skew_s=settings.max_future_skew, others=board.read,
+    )  # fmt: skip
 
 
 # Turns of the event loop the scorer gives up after queueing a batch's outputs: aiokafka's

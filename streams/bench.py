@@ -105,7 +105,29 @@ async def run_bench(
     )
     with state_deleted_after(settings, worker_settings.topic_prefix):
         results += await _worker_latency(settings, worker_settings, values, count, rate)
-    return results + floor
+    return results + await _unaligned_throughput(settings, run, values[:count]) + floor
+
+
+async def _unaligned_throughput(
+    settings: Settings, run: str, values: list[tuple[bytes, bytes]]
+) -> list[BenchResult]:
+    """The same worker on the same waiting transactions with its partitions not kept in step
+    by event time (``FRAUD_MAX_PARTITION_LEAD=0``): what the alignment costs."""
+    unaligned = dataclasses.replace(_worker_settings(settings, f"{run}u"), max_partition_lead=0.0)
+    await create_topics(unaligned)
+    await _produce(settings.kafka_bootstrap, unaligned.topic(TRANSACTIONS.name), values)
+    with state_deleted_after(settings, unaligned.topic_prefix):
+        async with _scoring_workers(unaligned, 1, "bench-worker-unaligned.log") as (worker,):
+            throughput, cpu = await _count_rate(
+                settings.kafka_bootstrap, unaligned.topic(SCORED.name), len(values), worker.pid
+            )
+    name = "scoring worker, partitions not kept in step by event time (FRAUD_MAX_PARTITION_LEAD=0)"
+    return [
+        BenchResult(
+            name, throughput, "tx/s", "the alignment's cost: compare with the worker above"
+        ),
+        BenchResult("the same, CPU per transaction", cpu * 1e6, "µs"),
+    ]
 
 
 async def _worker_latency(

@@ -87,8 +87,9 @@ def isolated(settings: Settings, name: str) -> Settings:
 class Outputs:
     """Reads `transactions.scored` and the dead letters from the start, counting by id."""
 
-    def __init__(self, settings: Settings, keep: bool = False) -> None:
-        self.keep = keep  # also keep each transaction's last scored output (``values``)
+    def __init__(self, settings: Settings, keep: bool | set[bytes] = False) -> None:
+        # also keep the last scored output (``values``) of every transaction, or of these
+        self.keep = keep
         self.values: dict[bytes, bytes] = {}
         self.consumer = AIOKafkaConsumer(
             settings.topic(SCORED.name), settings.topic(DEAD_LETTERS.name),
@@ -127,7 +128,7 @@ class Outputs:
                     value = message.value or b""
                     transaction_id = cut_string(value, TRANSACTION_ID)
                     self.scored[transaction_id] += 1
-                    if self.keep:
+                    if self.keep is True or (self.keep and transaction_id in self.keep):
                         self.values[transaction_id] = value
                     version = cut_string(value, _VERSION)
                     self.versions[version] += 1
@@ -589,12 +590,13 @@ async def backlog(settings: Settings, logs: Path, count: int = 1_000_000) -> Out
     settings = dataclasses.replace(settings, metrics_port=free_port())
     items = _transactions(count)
     ids = {_id(value) for _, value in items}
+    sample = {_id(value) for _, value in items[::PARITY_SAMPLE_EVERY]}
     await create_topics(settings)
     await _produce(settings.kafka_bootstrap, settings.topic(TRANSACTIONS.name), items)
     worker = spawn_worker(settings, logs / "backlog-worker.log", WORKER_AGENTS)
     lags: list[float] = []
     try:
-        async with Outputs(settings) as outputs:
+        async with Outputs(settings, keep=sample) as outputs:
             started = time.monotonic()
             while len(outputs.scored) < len(ids) and time.monotonic() - started < 1_800:
                 if (lag := await asyncio.to_thread(scraped_lag, settings)) is not None:
@@ -608,17 +610,42 @@ async def backlog(settings: Settings, logs: Path, count: int = 1_000_000) -> Out
     finally:
         _stop([worker])
         _drop_state(settings)
+    differing = await asyncio.to_thread(
+        _unlike_the_replay, items, outputs.values, settings.label_delay_days
+    )
     note = (
         f"drained in {drained:.0f} s ({len(outputs.scored) / drained:,.0f} tx/s, one worker "
         f"from its start); lag peak {max(lags, default=0):,.0f}, at the end {final or 0:,.0f}; "
-        f"worker {'alive' if alive else 'DIED'}"
+        f"worker {'alive' if alive else 'DIED'}; features unlike the offline replay: "
+        f"{differing:,} of {len(sample):,} sampled ({differing / max(len(sample), 1):.2%})"
     )
     outcome = _outcome(f"backlog of {count:,} transactions", items, ids, outputs, [], note)
     measures = {
         "alive": float(alive), "drained_s": drained, "lag_peak": max(lags, default=0.0),
-        "lag_end": final if final is not None else float("nan"),
+        "lag_end": final if final is not None else float("nan"), "sampled": len(sample),
+        "differing": differing,
     }  # fmt: skip
     return dataclasses.replace(outcome, measures=measures)
+
+
+PARITY_SAMPLE_EVERY = 50  # the backlog's features are compared on every 50th transaction
+
+
+def _unlike_the_replay(
+    items: Sequence[tuple[bytes, bytes]], scored: dict[bytes, bytes], label_delay_days: int
+) -> int:
+    """How many of the ``scored`` outputs (a sample) carry features other than an offline
+    replay of ``items`` in the order they were sent (a missing output counts as unlike)."""
+    engine = FeatureEngine(InMemoryFeatureStore(), label_delay_days)
+    differing = 0
+    for start in range(0, len(items), 20_000):
+        chunk = [decode(Transaction, value) for _, value in items[start : start + 20_000]]
+        rows = engine.process([FeatureInput.of(t) for t in chunk])
+        for transaction, row in zip(chunk, rows.tolist(), strict=True):
+            value = scored.get(transaction.transaction_id.encode())
+            differing += value is not None and _features(value) != row
+    sampled = {_id(value) for _, value in items[::PARITY_SAMPLE_EVERY]}
+    return differing + len(sampled - scored.keys())
 
 
 def scraped_lag(settings: Settings) -> float | None:

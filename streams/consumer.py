@@ -180,11 +180,14 @@ class App(faust.App):
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
 
-    def inbox(self, topic: faust.TopicT, max_batch: int, within: float) -> BatchInbox:
+    def inbox(
+        self, topic: faust.TopicT, max_batch: int, within: float, inbox: BatchInbox | None = None
+    ) -> BatchInbox:
         """Subscribe to ``topic`` (one name) for a task that takes its messages in batches
-        from the returned inbox, instead of for an agent."""
+        from the returned inbox (``inbox``, or a plain ``BatchInbox``), instead of for an
+        agent."""
         (name,) = topic.topics
-        inbox = BatchInbox(self, max_batch, within)
+        inbox = inbox or BatchInbox(self, max_batch, within)
         self.topics.add(topic)  # subscribed, and its offsets committed as acknowledged
         self.topics.inboxes[name] = inbox  # type: ignore[attr-defined]
         self.flow_control.manage_queue(inbox)  # type: ignore[arg-type]

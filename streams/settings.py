@@ -80,6 +80,8 @@ class Settings:
     max_future_skew: float = 300.0  # seconds an event time may be ahead of its ingest time
     max_lateness: float = 86_400.0  # seconds past the longest feature window a late event counts
     max_event_age_days: float = 120.0  # older than the stream's newest event by this: refused
+    max_partition_lead: float = 60.0  # event-time seconds a partition may lead the others; 0: off
+    partition_idle_timeout: float = 2.0  # a partition silent this long holds no other back
 
     model_name: str = "fraud-detector"
     label_delay_days: int = 7  # how long labels take: terminal risk looks this far back

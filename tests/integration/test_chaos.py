@@ -141,3 +141,5 @@ def test_a_backlog_of_a_million_transactions_drains_without_loss(
     assert outcome.measures["alive"] == 1.0
     assert outcome.measures["lag_peak"] > 500_000  # the lag was visible while it waited
     assert outcome.measures["lag_end"] == 0
+    # the partitions were drained in step: features as the offline replay's (issue 33)
+    assert (outcome.measures["sampled"], outcome.measures["differing"]) == (20_000, 0)

@@ -123,7 +123,8 @@ def test_the_worker_command_runs_its_app_on_uvloop(tmp_path: Path, monkeypatch: 
 
 
 def _parts_serving(served: SimpleNamespace) -> SimpleNamespace:
-    return SimpleNamespace(models=SimpleNamespace(current=lambda: served))
+    # the app is built, not run: a Redis client that is never asked
+    return SimpleNamespace(models=SimpleNamespace(current=lambda: served), redis=None)
 
 
 async def _no_topics(settings: Settings, groups: tuple[str, ...] = ()) -> list[str]:
