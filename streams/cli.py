@@ -72,7 +72,13 @@ AGENT_HELP = {
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Help that shows every option's default and keeps the texts' line breaks."""
+    """Help that shows every option's default and keeps the texts' line breaks (no
+    "default: None" for required options, nor "default: False" for flags)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False:
+            return action.help or ""
+        return super()._get_help_string(action) or ""
 
 
 def _version() -> str:
