@@ -15,7 +15,10 @@ def check_feature_store_contract(store: FeatureStore, reopen: Callable[[], Featu
     assert (empty.marks, empty.cards, empty.terminal_sums) == ({}, {}, {})
 
     writes = StateWrites()
-    rows = [[0.5, "z", 9.0, "term-9", "FR", 48.8, 2.3], [1.0, "a", 2.5, "term-1", None, None, None]]
+    rows = [
+        [0.5, "z", 9.0, "term-9", "FR", 48.8, 2.3, "fuel"],
+        [1.0, "a", 2.5, "term-1", None, None, None, None],
+    ]
     writes.cards["card-1"] = {name: [row[i] for row in rows] for i, name in enumerate(CARD_COLUMNS)}
     writes.card_events["card-1"] = rows
     writes.terminal_increments["term-1"]["10:n"] += 2
@@ -41,7 +44,7 @@ def check_feature_store_contract(store: FeatureStore, reopen: Callable[[], Featu
     store.apply(gone)
     later = StateWrites()  # a later event: the first falls out of the history window
     later_ts = 0.75 + CARD_HISTORY_SECONDS
-    later.card_events["card-1"] = [[later_ts, "b", 4.0, "term-1", "DE", None, None]]
+    later.card_events["card-1"] = [[later_ts, "b", 4.0, "term-1", "DE", None, None, "travel"]]
     later.cards["card-1"] = {
         name: [*values[1:], later.card_events["card-1"][0][i]]
         for i, (name, values) in enumerate(writes.cards["card-1"].items())
@@ -59,7 +62,8 @@ def check_feature_store_contract(store: FeatureStore, reopen: Callable[[], Featu
         assert snapshot.cards == {
             "card-1": {"ts": [1.0, later_ts], "id": ["a", "b"], "amount": [2.5, 4.0],
                        "terminal": ["term-1", "term-1"], "country": [None, "DE"],
-                       "lat": [None, None], "lon": [None, None]}
+                       "lat": [None, None], "lon": [None, None],
+                       "category": [None, "travel"]}
         }  # fmt: skip
         assert snapshot.terminal_sums == {
             ("term-1", 82): [2, 0, 3, 0],

@@ -41,14 +41,21 @@ FEATURE_NAMES: tuple[str, ...] = (
     *(f"card_tx_count_{w}" for w in CARD_WINDOWS),
     *(f"card_amount_sum_{w}" for w in CARD_WINDOWS),
     *(f"card_amount_mean_{w}" for w in CARD_MEAN_WINDOWS),
-    "amount_to_card_mean_30d",
+    *(f"amount_to_card_mean_{w}" for w in CARD_MEAN_WINDOWS),
+    *(f"amount_zscore_card_{w}" for w in CARD_MEAN_WINDOWS),
     "seconds_since_last_card_tx",
-    "card_distinct_terminals_1d",
-    "card_distinct_countries_1d",
+    "seconds_since_last_card_tx_at_terminal",
+    "card_first_time_at_terminal",
+    "card_first_time_in_country",
+    "card_first_time_in_category",
+    *(f"card_distinct_terminals_{w}" for w in CARD_MEAN_WINDOWS),
+    *(f"card_distinct_countries_{w}" for w in CARD_MEAN_WINDOWS),
     "card_country_changed",
     "card_travel_speed_kmh",
+    "card_hour_unusual",
     *(f"terminal_tx_count_{d}d" for d in TERMINAL_WINDOW_DAYS),
     *(f"terminal_risk_{d}d" for d in TERMINAL_WINDOW_DAYS),
+    *(f"terminal_known_fraud_rate_{d}d" for d in TERMINAL_WINDOW_DAYS),
     "hour_of_day",
     "day_of_week",
     "is_weekend",
@@ -56,6 +63,28 @@ FEATURE_NAMES: tuple[str, ...] = (
     "channel_code",
     "merchant_category_code",
 )
+# the groups of the ablation table in docs/MODELS.md: each adds its features to the base
+FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "amount_against_history": (
+        *(f"amount_to_card_mean_{w}" for w in CARD_MEAN_WINDOWS[:2]),
+        *(f"amount_zscore_card_{w}" for w in CARD_MEAN_WINDOWS),
+    ),
+    "time_since": ("seconds_since_last_card_tx_at_terminal",),
+    "first_time": (
+        "card_first_time_at_terminal",
+        "card_first_time_in_country",
+        "card_first_time_in_category",
+    ),
+    "distinct_over_windows": (
+        *(f"card_distinct_terminals_{w}" for w in CARD_MEAN_WINDOWS[1:]),
+        *(f"card_distinct_countries_{w}" for w in CARD_MEAN_WINDOWS[1:]),
+    ),
+    "usual_hours": ("card_hour_unusual",),
+    "terminal_known_fraud_rate": tuple(
+        f"terminal_known_fraud_rate_{d}d" for d in TERMINAL_WINDOW_DAYS
+    ),
+}
+UNUSUAL_HOUR_DISTANCE = 2  # hours of day further than this from a payment's are unusual
 CATEGORICAL_FEATURES = ("channel_code", "merchant_category_code", "day_of_week")
 FEATURE_INDEX = {name: index for index, name in enumerate(FEATURE_NAMES)}
 
@@ -95,6 +124,16 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     d_phi, d_lambda = phi2 - phi1, math.radians(lon2 - lon1)
     a = math.sin(d_phi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(d_lambda / 2) ** 2
     return 2 * 6371.0088 * math.asin(math.sqrt(a))
+
+
+def hour_distance(hour_a: float, hour_b: float) -> float:
+    """Hours between two hours of day, round the clock.
+
+    >>> hour_distance(23, 1), hour_distance(6, 18), hour_distance(10, 7)
+    (2, 12, 3)
+    """
+    apart = abs(hour_a - hour_b) % 24
+    return min(apart, 24 - apart)
 
 
 def calendar_features(epoch_seconds: float) -> tuple[float, float, float, float]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from math import fsum
+from math import fsum, sqrt
 from typing import NamedTuple
 
 import numpy as np
@@ -28,8 +28,10 @@ from scoring.features.definitions import (
     NO_PREVIOUS_SECONDS,
     SECONDS_PER_DAY,
     TERMINAL_WINDOW_DAYS,
+    UNUSUAL_HOUR_DISTANCE,
     calendar_features,
     haversine_km,
+    hour_distance,
     vocabulary_codes,
 )
 from scoring.features.store import (
@@ -41,7 +43,6 @@ from scoring.features.store import (
 )
 
 _WINDOW_SECONDS = tuple(CARD_WINDOWS.values())
-_ONE_DAY = _WINDOW_SECONDS.index(SECONDS_PER_DAY)
 _MEAN_WINDOWS = tuple(list(CARD_WINDOWS).index(w) for w in ("1d", "7d", "30d"))
 _MIN_TRAVEL_HOURS = 1 / 60  # a minute: no speed from two swipes in the same second
 CHANNEL_CODES = vocabulary_codes(CHANNELS)
@@ -146,9 +147,10 @@ class FeatureEngine:
     def _terminal_features(
         self, stored: list[int] | None, counted_here: dict[int, int] | None, day: int
     ) -> list[float]:
-        """Transactions over the last completed days, and the fraud share of the days that
-        lie ``label_delay_days`` further back, counting only frauds already labelled; the
-        stored sums plus what this batch counted on earlier days."""
+        """Transactions over the last completed days; the fraud share of the days that lie
+        ``label_delay_days`` further back, and of the last completed days, counting only
+        frauds already labelled; the stored sums plus what this batch counted on earlier
+        days."""
         sums = list(stored) if stored else [0] * (2 * len(self.terminal_ranges))
         if counted_here:
             for earlier, count in counted_here.items():
@@ -157,7 +159,8 @@ class FeatureEngine:
                         sums[2 * i] += count
         windows = len(TERMINAL_WINDOW_DAYS)
         features = [float(sums[2 * i]) for i in range(windows)]
-        for i in range(windows, 2 * windows):
+        # the delayed days first (terminal_risk_*), then the last days (known_fraud_rate_*)
+        for i in (*range(windows, 2 * windows), *range(windows)):
             transactions, frauds = sums[2 * i], sums[2 * i + 1]
             features.append(frauds / transactions if transactions else 0.0)
         return features
@@ -250,6 +253,7 @@ class _CardHistory:
         self.times, self.ids, self.amounts = columns["ts"], columns["id"], columns["amount"]
         self.terminals, self.countries = columns["terminal"], columns["country"]
         self.latitudes, self.longitudes = columns["lat"], columns["lon"]
+        self.categories = columns["category"]
 
     def position(self, ts: float, transaction_id: str) -> int:
         """How many events come strictly before (ts, transaction_id)."""
@@ -267,8 +271,8 @@ class _CardHistory:
         return position < len(self.ids) and self.ids[position] == transaction_id
 
     def features(self, event: FeatureInput, position: int) -> list[float]:
-        """Velocity, spend, novelty and travel of the card, from the events strictly before
-        ``event`` (by time, then id: the first ``position``) plus the event itself."""
+        """Velocity, spend, novelty, habits and travel of the card, from the events strictly
+        before ``event`` (by time, then id: the first ``position``) plus the event itself."""
         ts, amount, times, amounts = event.ts, event.amount, self.times, self.amounts
         starts = [bisect_right(times, ts - seconds, 0, position) for seconds in _WINDOW_SECONDS]
         counts = [position - start + 1 for start in starts]
@@ -279,30 +283,80 @@ class _CardHistory:
             fsum(amounts[start:position]) + amount if start < position else amount
             for start in starts
         ]
-        history_start, day_start = starts[-1], starts[_ONE_DAY]
-        terminals = {event.terminal_id, *self.terminals[day_start:position]}
-        countries = {event.country, *self.countries[day_start:position]} - {None}
+        history_start = starts[-1]
         has_previous = position > history_start
         previous_country = self.countries[position - 1] if has_previous else None
-        prior_count = counts[-1] - 1
-        prior_mean = (sums[-1] - amount) / prior_count if prior_count else 0.0
+        mean_starts = [starts[w] for w in _MEAN_WINDOWS]
         return [
             amount,
             *counts,
             *sums,
             *[sums[w] / counts[w] for w in _MEAN_WINDOWS],
-            # 1 when there is no earlier spend to compare with (a first or zero-value history)
-            amount / prior_mean if prior_mean > 0 else 1.0,
+            *[self._against_mean(start, position, amount) for start in mean_starts],
+            *[self._zscore(start, position, amount) for start in mean_starts],
             ts - times[position - 1] if has_previous else NO_PREVIOUS_SECONDS,
-            len(terminals),
-            len(countries),
+            *self._terminal_habit(event, history_start, position),
+            float(event.country is not None and event.country not in self._seen(
+                self.countries, history_start, position)),
+            float(event.merchant_category is not None and event.merchant_category not in
+                  self._seen(self.categories, history_start, position)),
+            *[len({event.terminal_id, *self.terminals[start:position]}) for start in mean_starts],
+            *[
+                len({event.country, *self.countries[start:position]} - {None})
+                for start in mean_starts
+            ],
             float(
                 previous_country is not None
                 and event.country is not None
                 and previous_country != event.country
             ),
             self._travel_speed_kmh(event, history_start, position),
-        ]
+            self._hour_unusual(ts, history_start, position),
+        ]  # fmt: skip
+
+    def _against_mean(self, start: int, position: int, amount: float) -> float:
+        """The amount over the card's mean spend in the window before it; 1 when there is
+        no earlier spend to compare with (a first or zero-value history)."""
+        prior_mean = fsum(self.amounts[start:position]) / (position - start) if position > start else 0.0
+        return amount / prior_mean if prior_mean > 0 else 1.0
+
+    def _zscore(self, start: int, position: int, amount: float) -> float:
+        """How many spreads the amount lies above the card's mean in the window before it;
+        the spread gains one currency unit, so a card that always paid the same amount
+        stays finite. 0 with fewer than two earlier payments."""
+        earlier = self.amounts[start:position]
+        if len(earlier) < 2:
+            return 0.0
+        mean = fsum(earlier) / len(earlier)
+        variance = max(fsum(a * a for a in earlier) / len(earlier) - mean * mean, 0.0)
+        return (amount - mean) / (sqrt(variance) + 1.0)
+
+    def _terminal_habit(
+        self, event: FeatureInput, history_start: int, position: int
+    ) -> tuple[float, float]:
+        """Seconds since the card last paid at this terminal, and whether it never did in
+        its history (then the seconds are the history's length)."""
+        terminals, terminal = self.terminals, event.terminal_id
+        for index in range(position - 1, history_start - 1, -1):
+            if terminals[index] == terminal:
+                return event.ts - self.times[index], 0.0
+        return NO_PREVIOUS_SECONDS, 1.0
+
+    @staticmethod
+    def _seen(values: list, start: int, end: int) -> set:
+        return set(values[start:end])
+
+    def _hour_unusual(self, ts: float, history_start: int, position: int) -> float:
+        """The share of the card's earlier payments (its history) made more than
+        ``UNUSUAL_HOUR_DISTANCE`` hours of day away from this one; 0 without any."""
+        if position == history_start:
+            return 0.0
+        hour = (ts % SECONDS_PER_DAY) // 3600
+        unusual = sum(
+            hour_distance(hour, (earlier % SECONDS_PER_DAY) // 3600) > UNUSUAL_HOUR_DISTANCE
+            for earlier in self.times[history_start:position]
+        )
+        return unusual / (position - history_start)
 
     def _travel_speed_kmh(self, event: FeatureInput, history_start: int, position: int) -> float:
         """Speed needed to get here from the card's previous located payment."""
@@ -328,6 +382,7 @@ class _CardHistory:
         self.countries.insert(position, event.country)
         self.latitudes.insert(position, event.latitude)
         self.longitudes.insert(position, event.longitude)
+        self.categories.insert(position, event.merchant_category)
         return [
             event.ts,
             event.transaction_id,
@@ -336,4 +391,5 @@ class _CardHistory:
             event.country,
             event.latitude,
             event.longitude,
+            event.merchant_category,
         ]

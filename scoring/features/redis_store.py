@@ -387,14 +387,15 @@ def parse_history(value: bytes | str | None) -> CardEvents:
     """A card's stored string as the engine's columns, sorted by (time, id), each event
     once, only those within the history window of the newest.
 
-    >>> stale = [1.0, "old", 9.0, "t", None, None, None]
-    >>> rows = [[5.0, "b", 1.5, "t", None, None, None], [5.0, "a", 2.0, "t", "FR", 1.0, 2.0]]
+    >>> stale = [1.0, "old", 9.0, "t", None, None, None]  # written before "category" was
+    >>> rows = [[5.0, "b", 1.5, "t", None, None, None, None],
+    ...         [5.0, "a", 2.0, "t", "FR", 1.0, 2.0, "fuel"]]
     >>> parse_history(_rows([stale]) + _rows(rows) + _rows(rows[:1]))
     ... # doctest: +NORMALIZE_WHITESPACE
     {'ts': [1.0, 5.0, 5.0], 'id': ['old', 'a', 'b'], 'amount': [9.0, 2.0, 1.5],
      'terminal': ['t', 't', 't'], 'country': [None, 'FR', None], 'lat': [None, 1.0, None],
-     'lon': [None, 2.0, None]}
-    >>> later = [[1.0 + CARD_HISTORY_SECONDS, "c", 4.0, "t", None, None, None]]
+     'lon': [None, 2.0, None], 'category': [None, 'fuel', None]}
+    >>> later = [[1.0 + CARD_HISTORY_SECONDS, "c", 4.0, "t", None, None, None, None]]
     >>> parse_history(_rows([stale]) + _rows(later))["id"]
     ['c']
     """
@@ -413,6 +414,9 @@ def _history(value: bytes | str | None) -> tuple[CardEvents, int]:
             f"a card history must be JSON rows ({error}; did another program write the key?)"
         ) from error
     stored = len(rows)
+    width = len(CARD_COLUMNS)
+    # rows written before a column was added end early: the new columns are unknown there
+    rows = [row if len(row) == width else [*row, *[None] * (width - len(row))] for row in rows]
     rows.sort(key=_TIME_THEN_ID)
     # an event appended twice (two workers scoring it across a rebalance; a resent batch
     # no longer can, its token stops it): each event once

@@ -3,7 +3,7 @@ Redis (online). Both give the same answers, so online and offline features agree
 
 State, per key:
 - card ``card_id``: the card's events of the last 30 days as parallel columns (``ts``, ``id``,
-  ``amount``, ``terminal``, ``country``, ``lat``, ``lon``), sorted by (ts, id);
+  ``amount``, ``terminal``, ``country``, ``lat``, ``lon``, ``category``), sorted by (ts, id);
 - terminal ``terminal_id``: counters per day, ``"<day>:n"`` transactions and ``"<day>:f"``
   frauds known so far (incremented, never overwritten: terminals are shared by partitions;
   Redis keeps the last 64 days in a ring, see ``redis_store``);
@@ -26,7 +26,7 @@ from typing import Protocol
 
 from scoring.features.definitions import CARD_HISTORY_SECONDS
 
-CARD_COLUMNS = ("ts", "id", "amount", "terminal", "country", "lat", "lon")
+CARD_COLUMNS = ("ts", "id", "amount", "terminal", "country", "lat", "lon", "category")
 CardEvents = dict[str, list]  # column name -> values, one per event
 TerminalCounters = dict[str, int]
 

@@ -57,13 +57,54 @@ def test_card_windows_novelty_and_travel() -> None:
     assert (f["hour_of_day"], f["day_of_week"], f["is_weekend"], f["is_night"]) == (12, 0, 0, 0)
 
 
+def test_amount_habits_and_novelty_against_the_card_history() -> None:
+    engine = FeatureEngine(InMemoryFeatureStore())
+
+    def at(tx: str, ts: float, amount: float, terminal: str, country: str, category: str):
+        return FeatureInput(tx, ts, "card-1", terminal, amount, country, None, None, None, category)
+
+    engine.process([at("t1", T0, 10.0, "term-A", "FR", "grocery")])  # Monday 10:00
+    engine.process([at("t2", T0 + DAY, 20.0, "term-B", "FR", "grocery")])  # Tuesday 10:00
+    # Wednesday 22:00: back at term-A, in another country and category, at an unusual hour
+    (row,) = engine.process([at("t3", T0 + 2.5 * DAY, 100.0, "term-A", "DE", "electronics")])
+    f = features(row)
+
+    # nothing in the day before: neutral; the week before: mean 15, spread 5 (+1)
+    assert [f[f"amount_to_card_mean_{w}"] for w in ("1d", "7d", "30d")] == [1, 100 / 15, 100 / 15]
+    assert [f[f"amount_zscore_card_{w}"] for w in ("1d", "7d", "30d")] == [0.0, 85 / 6, 85 / 6]
+    assert f["seconds_since_last_card_tx_at_terminal"] == 2.5 * DAY
+    assert (
+        f["card_first_time_at_terminal"],
+        f["card_first_time_in_country"],
+        f["card_first_time_in_category"],
+    ) == (0, 1, 1)
+    assert [f[f"card_distinct_terminals_{w}"] for w in ("1d", "7d", "30d")] == [1, 2, 2]
+    assert [f[f"card_distinct_countries_{w}"] for w in ("1d", "7d", "30d")] == [1, 2, 2]
+    assert f["card_hour_unusual"] == 1.0  # both earlier payments at 10:00, 12 hours away
+
+
+def test_a_new_terminal_and_a_usual_hour() -> None:
+    engine = FeatureEngine(InMemoryFeatureStore())
+    engine.process([payment("t1", T0, 10.0), payment("t2", T0 + 5 * 3600, 10.0)])  # 10:00, 15:00
+    (row,) = engine.process([payment("t3", T0 + DAY + 3600, 10.0, "term-B")])  # 11:00
+    f = features(row)
+
+    assert (f["card_first_time_at_terminal"], f["card_first_time_in_country"]) == (1, 0)
+    assert f["seconds_since_last_card_tx_at_terminal"] == 30 * DAY  # never there: the history
+    assert f["card_hour_unusual"] == 0.5  # 10:00 is an hour away, 15:00 four
+    assert f["amount_zscore_card_30d"] == 0.0  # the same amount as always
+
+
 def test_first_payment_of_a_card_has_neutral_history() -> None:
     (row,) = FeatureEngine(InMemoryFeatureStore()).process([payment("t1", T0, 50.0, place=None)])
     f = features(row)
 
     assert f["card_tx_count_30d"] == 1
     assert f["amount_to_card_mean_30d"] == 1.0
+    assert f["amount_zscore_card_30d"] == 0.0
     assert f["seconds_since_last_card_tx"] == 30 * DAY
+    assert f["card_first_time_at_terminal"] == f["card_first_time_in_category"] == 1
+    assert f["card_hour_unusual"] == 0.0
     assert f["card_travel_speed_kmh"] == 0.0
     assert f["terminal_tx_count_30d"] == 0
 
@@ -122,6 +163,9 @@ def test_terminal_risk_uses_only_labels_known_and_days_delayed() -> None:
     assert after_label["terminal_tx_count_1d"] == 1
     assert after_label["terminal_tx_count_7d"] == 7
     assert after_label["terminal_tx_count_30d"] == 11
+    # the last completed days, with the labels known now: day 10, days 4..10, days -19..10
+    assert [after_label[f"terminal_known_fraud_rate_{d}d"] for d in (1, 7, 30)] == [0, 0, 1 / 11]
+    assert before_label["terminal_known_fraud_rate_30d"] == 0.0
 
 
 def test_labels_for_unknown_or_genuine_transactions_change_nothing() -> None:
