@@ -16,8 +16,11 @@ from scoring.model import ModelKind
 CANDIDATES: tuple[ModelKind, ...] = ("logistic_regression", "random_forest", "lightgbm")
 
 
-def make_estimator(kind: ModelKind, seed: int, negatives_per_positive: float) -> Any:
-    """An unfitted estimator. ``n_jobs=1`` everywhere: a scorer shares two cores with Kafka."""
+def make_estimator(
+    kind: ModelKind, seed: int, negatives_per_positive: float, threads: int = 1
+) -> Any:
+    """An unfitted estimator fitting on ``threads`` cores. Scoring never uses more than
+    one (``scoring.model`` calls the trees itself): a scorer shares two cores with Kafka."""
     if kind == "logistic_regression":
         return Pipeline(
             [
@@ -38,7 +41,7 @@ def make_estimator(kind: ModelKind, seed: int, negatives_per_positive: float) ->
             # 0.953 / 0.647, on the demo's history 0.954 / 0.244 -> 0.948 / 0.229
             max_samples=0.5,
             class_weight="balanced_subsample",
-            n_jobs=1,
+            n_jobs=threads,
             random_state=seed,
         )
     if kind == "lightgbm":
@@ -54,7 +57,7 @@ def make_estimator(kind: ModelKind, seed: int, negatives_per_positive: float) ->
             reg_lambda=5.0,
             # the square root keeps probabilities usable for thresholds while lifting recall
             scale_pos_weight=math.sqrt(max(negatives_per_positive, 1.0)),
-            n_jobs=1,
+            n_jobs=threads,
             random_state=seed,
             verbose=-1,
         )

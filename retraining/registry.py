@@ -99,6 +99,7 @@ def log_training(
     best: Any,
     reference_rows: np.ndarray,
     experiment: str = DEFAULT_EXPERIMENT,
+    report: Any = None,  # retraining.training.Dataset: its test window drawn in the report
 ) -> Registered:
     """Log every candidate as a nested run (params, metrics; the model itself only for the
     best), register the best; it becomes champion only if there is none yet (replacing a
@@ -121,10 +122,22 @@ def log_training(
         for result in results:
             with mlflow.start_run(experiment_id=experiment_id, run_name=result.kind, nested=True):
                 mlflow.log_params({"candidate": result.kind, **result.params})
-                mlflow.log_metrics({**result.metrics, "fit_seconds": result.fit_seconds})
+                mlflow.log_metrics(_candidate_metrics(result))
+                for trial in result.trials:
+                    mlflow.log_metric(
+                        "trial_validation_average_precision", trial.average_precision,
+                        step=trial.number,
+                    )  # fmt: skip
+                trials = [dataclasses.asdict(trial) for trial in result.trials]
+                mlflow.log_dict({"trials": trials}, "trials.json")
                 if result is not best:  # ~6 s a model: only the one that may serve is kept
                     continue
-                signature = infer_signature(sample, result.model.predict_proba(sample.to_numpy()))
+                signature = infer_signature(
+                    sample,
+                    result.model.predict_proba(
+                        _columns(sample.to_numpy(), result.model.feature_names)
+                    ),
+                )
                 info = mlflow.pyfunc.log_model(
                     name="model",
                     python_model=FraudModel(result.model),
@@ -133,13 +146,20 @@ def log_training(
                     pip_requirements=model_requirements(),
                 )
                 model_uris[result.kind] = info.model_uri
-        mlflow.log_metrics({f"best_{name}": value for name, value in best.metrics.items()})
+        mlflow.log_metrics(
+            {f"best_{name}": value for name, value in _candidate_metrics(best).items()}
+        )
         reference = pd.DataFrame(reference_rows, columns=list(FEATURE_NAMES))
-        reference["fraud_probability"] = best.model.predict_proba(reference_rows)
+        reference["fraud_probability"] = best.model.predict_proba(
+            _columns(reference_rows, best.model.feature_names)
+        )
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "reference.parquet"
             reference.to_parquet(path, index=False)
             mlflow.log_artifact(str(path), "reference")
+            if report is not None:
+                for png in _report_pngs(best, report, Path(folder)):
+                    mlflow.log_artifact(str(png), "report")
         mlflow.log_text(model_card(model_name, params, summary, results, best), "model_card.md")
         run_id = parent.info.run_id
 
@@ -152,11 +172,54 @@ def log_training(
     client.set_model_version_tag(model_name, version_id, "training_run", run_id)
     for name, value in best.metrics.items():
         client.set_model_version_tag(model_name, version_id, name, f"{value:.6f}")
+    if best.budget is not None:
+        for name, value in best.budget.as_metrics().items():
+            client.set_model_version_tag(model_name, version_id, name, f"{value:.6f}")
     became_champion = champion_version(client, model_name) is None
     if became_champion:
         client.set_registered_model_alias(model_name, CHAMPION, version_id)
     logger.info("registered %s version %s (champion: %s)", model_name, version_id, became_champion)
     return Registered(model_name, version_id, run_id, became_champion)
+
+
+def _candidate_metrics(result: Any) -> dict[str, float]:
+    """A candidate's figures for MLflow: the test's as they are, the validation's mean and
+    each fold's with a prefix, the thresholds' expected cost; finite values only."""
+    metrics = {**result.metrics, "fit_seconds": result.fit_seconds}
+    metrics.update({f"validation_{k}": v for k, v in result.validation.items()})
+    for fold, values in result.fold_metrics.items():
+        metrics.update({f"{fold}_{k}": v for k, v in values.items()})
+    if result.budget is not None:
+        metrics.update(result.budget.as_metrics())
+    return {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
+
+
+def _columns(rows: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+    if names == FEATURE_NAMES:
+        return rows
+    return rows[:, [FEATURE_NAMES.index(name) for name in names]]
+
+
+def _report_pngs(best: Any, dataset: Any, folder: Path) -> list[Path]:
+    from retraining import report
+
+    test = dataset.test_split()
+    scores = best.model.predict_proba(_columns(test.rows, best.model.feature_names))
+    pngs = [
+        report.precision_recall_png(scores, test.labels, folder / "precision_recall.png"),
+        report.card_precision_png(
+            test.days, test.cards, scores, test.labels, dataset.compromised_since,
+            folder / "card_precision_at_k.png",
+        ),
+        report.importance_png(best.model, folder / "feature_importance.png"),
+    ]  # fmt: skip
+    if best.validation_scores is not None:
+        pngs.append(
+            report.calibration_png(
+                best.validation_scores, best.validation_labels, folder / "calibration.png"
+            )
+        )
+    return pngs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,41 +311,91 @@ def model_card(
     results: list[Any],
     best: Any,
 ) -> str:
-    rows = "\n".join(
-        "| "
-        + " | ".join([r.kind, *(f"{v:.4f}" for v in r.metrics.values()), f"{r.fit_seconds:.1f}"])
-        + " |"
+    """The version's card in Markdown: data windows, protocol, metrics with their folds,
+    thresholds and known limits."""
+
+    def row(name: str, metrics: dict[str, float]) -> str:
+        return f"| {name} | " + " | ".join(f"{v:.4f}" for v in metrics.values()) + " |"
+
+    candidates = "\n".join(
+        f"| {r.kind} | {len(r.trials)} | "
+        + " | ".join(f"{v:.4f}" for v in r.validation.values())
+        + " | "
+        + " | ".join(f"{v:.4f}" for v in r.metrics.values())
+        + f" | {r.fit_seconds:.1f} |"
         for r in results
     )
+    names = list(best.metrics)
+    columns = " | ".join([*(f"validation {n}" for n in names), *(f"test {n}" for n in names)])
+    folds = "\n".join(row(fold, metrics) for fold, metrics in best.fold_metrics.items())
     window = "\n".join(f"- {key}: {value}" for key, value in params.items())
+    budget = best.budget
+    thresholds = (
+        f"""- review at or above **{budget.thresholds.review:.4f}**: on validation
+  {budget.reviews_per_day:.1f} cards a day (budget {params.get("review_budget_per_day")}),
+  {budget.review_precision:.1%} of them with a fraud that day;
+- decline at or above **{budget.thresholds.decline:.4f}**: {budget.declines_per_day:.1f}
+  transactions a day, precision {budget.decline_precision:.1%} (target
+  {params.get("decline_precision_target")}; 1.0 means no automatic declines: no threshold
+  met the target on validation)."""
+        if budget is not None
+        else "- none: the configured thresholds decide"
+    )
+    calibration = (
+        f"Platt scaling fitted on the pooled validation folds (slope "
+        f"{best.model.calibration.slope:.3f}, intercept {best.model.calibration.intercept:.3f})"
+        if best.model.calibration is not None
+        else "none (raw model scores)"
+    )
     return f"""# {model_name}: model card
 
-Chosen candidate: **{best.kind}** (highest average precision on the test window).
+Chosen candidate: **{best.kind}**, the highest mean average precision over the validation
+folds. The test window was scored once, after the choice.
 
-## Data
+## Data and protocol
 {window}
 - rows: {json.dumps(summary)}
 
-Training rows are labelled fraud only if their label was known when training happened (the
-start of the test window); test rows are judged by every label in the file.
+Validation folds end before the final training window does and leave the label delay
+between their training and validation days; each fold's training rows are fraud if the
+label was known when its validation began. Training rows of the final model are fraud if
+the label was known at the start of the test window; test rows are judged by every label.
+Card precision@k leaves out, each day, cards with a fraud label known before that day and
+cards already caught on an earlier day. Genuine training rows are down-sampled
+(`train_genuine_per_fraud`); validation and test rows never are.
 
-## Candidates on the time-ordered test window
+## Candidates (validation: mean of folds; test: once)
 
-| candidate | AUC ROC | average precision | card precision@k per day | fit s |
-|---|---|---|---|---|
-{rows}
+| candidate | trials | {columns} | fit s |
+|---{"|---" * (2 * len(names) + 2)}|
+{candidates}
+
+## {best.kind} per validation fold (calibrated)
+
+| fold | {" | ".join(names)} |
+|---{"|---" * len(names)}|
+{folds}
+
+## Probabilities and decisions
+Calibration: {calibration}.
+Thresholds (from the review budget, on the calibrated validation scores; they travel with
+this version):
+{thresholds}
 
 ## Features
-{", ".join(FEATURE_NAMES)}
+{", ".join(best.model.feature_names)}
 
 ## Reason codes
-LightGBM: exact per-feature contributions (pred_contrib); logistic regression: coefficient x
-standardised value; random forest: importance x standardised distance from the training mean
-(a heuristic).
+LightGBM: exact per-feature contributions (path attribution, in raw log-odds, before
+calibration); logistic regression: coefficient x standardised value; random forest:
+importance x standardised distance from the training mean (a heuristic).
 
-## Limits
+## Known limits
 Simulated or supplied history only; calendar features are in UTC; a label without
-`labelled_at` is taken as known `label_delay_days` after its transaction.
+`labelled_at` is taken as known `label_delay_days` after its transaction; the hyper-parameter
+search is bounded by time, so two runs on machines of different speed may choose
+differently; validation labels are those known at training time, so frauds reported later
+count as genuine there.
 """
 
 
@@ -292,6 +405,7 @@ class Promotion:
     version: str
     previous: str | None
     metrics: dict[str, float]  # the version's test-window metrics, from its tags
+    thresholds: dict[str, float] | None = None  # review and decline, from its tags
 
 
 def promote(
@@ -325,7 +439,11 @@ def promote(
     for key, value in tags.items():
         client.set_model_version_tag(model_name, version, key, value)
     logger.info("champion of %s: %s -> %s (%s)", model_name, previous, version, reason)
-    return Promotion(model_name, version, previous, version_metrics(dict(target.tags)))
+    tags_of_target = dict(target.tags)
+    return Promotion(
+        model_name, version, previous, version_metrics(tags_of_target),
+        version_thresholds(tags_of_target),
+    )  # fmt: skip
 
 
 def rollback(tracking_uri: str, model_name: str, by: str) -> Promotion:
@@ -360,6 +478,8 @@ def record_gate(
         model_name, version, "gate", "passed" if gate.promote else "failed"
     )
     client.set_model_version_tag(model_name, version, "gate_reason", gate.reason)
+    low, high = gate.interval
+    client.set_model_version_tag(model_name, version, "gate_interval", f"[{low:.6f}, {high:.6f}]")
     for side in ("challenger", "champion"):
         for name, value in getattr(gate, side).items():
             if np.isfinite(value):
@@ -369,6 +489,7 @@ def record_gate(
         "reason": gate.reason,
         "challenger": gate.challenger,
         "champion": gate.champion,
+        "gain_interval_95": list(gate.interval),
         **context,
     }
     client.log_dict(run_id, verdict, "gate.json")
@@ -391,6 +512,21 @@ def version_metrics(tags: dict[str, str]) -> dict[str, float]:
         for k, v in found.items()
         if k in ("auc_roc", "average_precision") or k.startswith("card_precision_at_")
     }
+
+
+def version_thresholds(tags: dict[str, str]) -> dict[str, float] | None:
+    """The thresholds ``log_training`` kept as version tags (None: the version has none).
+
+    >>> version_thresholds({"threshold_review": "0.2", "threshold_decline": "0.9"})
+    {'review': 0.2, 'decline': 0.9}
+    """
+    try:
+        return {
+            "review": float(tags["threshold_review"]),
+            "decline": float(tags["threshold_decline"]),
+        }
+    except (KeyError, ValueError):
+        return None
 
 
 def load_reference(tracking_uri: str, model_name: str, version: str) -> pd.DataFrame:

@@ -18,7 +18,16 @@ import pandas as pd
 
 from retraining.gate import GateDecision, promotion_gate
 from retraining.metrics import evaluate
-from retraining.training import CandidateResult, Dataset, TrainingWindow, best_of, train_candidates
+from retraining.protocol import Protocol
+from retraining.training import (
+    CandidateResult,
+    Dataset,
+    TrainingOptions,
+    TrainingWindow,
+    best_of,
+    labelled_dataset,
+    train_candidates,
+)
 from scoring.features import FEATURE_NAMES
 from scoring.model import TrainedModel
 
@@ -32,6 +41,8 @@ class RetrainConfig:
     margin: float = 0.01  # the challenger's average precision must beat the champion's by this
     k: int = 100
     seed: int = 7
+    options: TrainingOptions = dataclasses.field(default_factory=TrainingOptions)
+    protocol: Protocol = dataclasses.field(default_factory=Protocol)
 
 
 def retrain_window(now: pd.Timestamp, config: RetrainConfig) -> TrainingWindow:
@@ -63,38 +74,45 @@ def due(now: pd.Timestamp, drift_start: pd.Timestamp | None, config: RetrainConf
 
 
 def store_dataset(
-    scored: pd.DataFrame, labels: pd.DataFrame, window: TrainingWindow, known_at: pd.Timestamp
+    scored: pd.DataFrame,
+    labels: pd.DataFrame,
+    window: TrainingWindow,
+    known_at: pd.Timestamp,
+    protocol: Protocol | None = None,
 ) -> Dataset:
-    """Rows of the training store in ``window``, labelled by what was known at ``known_at``.
+    """Rows of the training store in ``window``, labelled by what was known at ``known_at``,
+    with the protocol's validation folds before the training window (or a hold-out of its
+    last days when the store's history is too short for a fold).
 
     ``scored`` is ``TrainingStore.read_scored()``; its ``f_*`` columns are the features the
     stream computed. A transaction is fraud if a fraud label for it arrived by ``known_at``.
     """
-    times = scored["event_time"]
-    train = ((times >= window.train_start) & (times < window.train_end)).to_numpy()
-    test = ((times >= window.test_start) & (times < window.test_end)).to_numpy()
-    frauds: set[str] = set()
-    if not labels.empty:
-        known = (labels["labelled_at"] <= known_at) & labels["is_fraud"]
-        frauds = set(labels.loc[known, "transaction_id"])
-    is_fraud = scored["transaction_id"].isin(frauds).to_numpy().astype(int)
     features = scored[[f"f_{name}" for name in FEATURE_NAMES]].to_numpy(dtype=np.float64)
-    dataset = Dataset(
-        transactions=scored,
-        features=features,
-        train=train,
-        test=test,
-        train_labels=is_fraud[train],
-        test_labels=is_fraud[test],
-    )
-    for name, part in (("train", dataset.train_labels), ("test", dataset.test_labels)):
-        if part.size == 0 or part.min() == part.max():
-            raise ValueError(
-                f"the {name} window ({_span(window, name)}) needs both labelled frauds and "
-                f"genuine transactions in the training store; it has {part.size} rows, "
-                f"{int(part.sum())} frauds"
-            )
-    return dataset
+    try:
+        return labelled_dataset(
+            scored, features, labels, window, protocol or Protocol(), known_at=known_at
+        )
+    except ValueError as error:
+        if "needs both frauds" not in str(error):
+            raise
+        name = "train" if "train" in str(error) else "test"
+        times = scored["event_time"]
+        part = (
+            (window.train_start, window.train_end)
+            if name == "train"
+            else (window.test_start, window.test_end)
+        )
+        rows = ((times >= part[0]) & (times < part[1])).to_numpy()
+        frauds = set()
+        if not labels.empty:
+            known = (labels["labelled_at"] <= known_at) & labels["is_fraud"]
+            frauds = set(labels.loc[known, "transaction_id"])
+        found = int(scored["transaction_id"][rows].isin(frauds).sum())
+        raise ValueError(
+            f"the {name} window ({_span(window, name)}) needs both labelled frauds and "
+            f"genuine transactions in the training store; it has {int(rows.sum())} rows, "
+            f"{found} frauds"
+        ) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,9 +126,10 @@ class RetrainResult:
 def train_and_gate(
     dataset: Dataset, champion: TrainedModel | None, config: RetrainConfig
 ) -> RetrainResult:
-    """Train the candidates; the best is promoted if it beats ``champion`` on the test rows
-    by ``config.margin`` (always, when there is no champion)."""
-    candidates = train_candidates(dataset, seed=config.seed, k=config.k)
+    """Train the candidates (chosen on the validation folds); the best is promoted if it
+    beats ``champion`` on the test rows by ``config.margin`` and by a gain whose bootstrap
+    interval lies above zero (always, when there is no champion)."""
+    candidates = train_candidates(dataset, options=config.options)
     best = best_of(candidates)
     return RetrainResult(dataset, candidates, best, gate_against(dataset, best, champion, config))
 

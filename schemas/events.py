@@ -99,6 +99,15 @@ class RetrainRequest(BaseModel):
     schema_version: Literal[1] = 1
 
 
+class DecisionThresholds(BaseModel):
+    """Scores at or above ``review`` go to an analyst; at or above ``decline``, are declined."""
+
+    model_config = ConfigDict(frozen=True)
+
+    review: float = Field(ge=0.0, le=1.0)
+    decline: float = Field(ge=0.0, le=1.0)
+
+
 class ModelUpdate(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -108,4 +117,7 @@ class ModelUpdate(BaseModel):
     metrics: dict[str, float]
     previous_version: str | None = None
     updated_at: AwareDatetime
+    # the version's own thresholds, from its review budget (None: it has none; the
+    # configured ones decide)
+    thresholds: DecisionThresholds | None = None
     schema_version: Literal[1] = 1

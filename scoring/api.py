@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import orjson
 from fastapi import Depends, FastAPI, Header, Request, Response
@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from schemas.events import Label
+from schemas.events import DecisionThresholds, Label
 from schemas.scored import ScoredTransaction
 from schemas.transaction import Transaction
 from scoring.event_time import Verdict
@@ -143,6 +143,8 @@ class ModelInfo(BaseModel):
     fallback: bool
     metrics: dict[str, float]
     since: datetime
+    thresholds: DecisionThresholds  # what decides now
+    thresholds_source: Literal["model", "configured"]  # from the version, or the settings
 
 
 class Problem(BaseModel):
@@ -423,12 +425,16 @@ def build_api(config: ApiConfig, parts: ApiParts) -> FastAPI:
     @app.get("/model", response_model=ModelInfo, summary="The model that scores right now")
     async def model(key: Annotated[ApiKey, Depends(allowed(PREDICT))]) -> ModelInfo:
         served = parts.models.current()
+        own = served.thresholds
+        deciding = own or parts.pipeline.thresholds
         return ModelInfo(
             name=served.name,
             version=served.version,
             fallback=served.fallback,
             metrics={k: v for k, v in getattr(served, "metrics", {}).items() if math.isfinite(v)},
             since=parts.models.since,
+            thresholds=DecisionThresholds(review=deciding.review, decline=deciding.decline),
+            thresholds_source="model" if own else "configured",
         )
 
     @app.get("/health", summary="The process is alive")

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from scoring.calibration import PlattScaling
+from scoring.decision import Thresholds
 from scoring.tree_paths import PathAttribution
 
 ModelKind = Literal["lightgbm", "logistic_regression", "random_forest"]
@@ -28,6 +30,10 @@ class TrainedModel:
     feature_names: tuple[str, ...]
     feature_mean: np.ndarray  # of the training rows, for the forest's contributions
     feature_std: np.ndarray
+    # fitted on validation rows: probabilities from the raw scores (None: the raw scores)
+    calibration: PlattScaling | None = None
+    # from the review budget, on validation: they travel with the version
+    thresholds: Thresholds | None = None
     _paths: PathAttribution | None = dataclasses.field(default=None, repr=False, compare=False)
     _importances: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
@@ -44,6 +50,13 @@ class TrainedModel:
         return self._importances
 
     def predict_proba(self, rows: np.ndarray) -> np.ndarray:
+        return self.calibrated(self.raw_scores(rows))
+
+    def calibrated(self, scores: np.ndarray) -> np.ndarray:
+        return self.calibration.apply(scores) if self.calibration is not None else scores
+
+    def raw_scores(self, rows: np.ndarray) -> np.ndarray:
+        """The estimator's own probabilities, before calibration."""
         if self.kind == "lightgbm":
             return np.asarray(
                 self.estimator.booster_.predict(rows, num_threads=1), dtype=np.float64
@@ -62,7 +75,7 @@ class TrainedModel:
         trees (the probability is the sigmoid of the leaves' sum), half the cost of two."""
         if self.kind == "lightgbm" and self.paths().objective == "binary sigmoid:1":
             raw, contributions = self.paths().explain(rows)
-            return 1.0 / (1.0 + np.exp(-raw)), contributions
+            return self.calibrated(1.0 / (1.0 + np.exp(-raw))), contributions
         return self.predict_proba(rows), self.contributions(rows)
 
     def contributions(self, rows: np.ndarray) -> np.ndarray:

@@ -272,7 +272,7 @@ class ScoringPipeline:
             messages,
             rows,
             scores.probabilities,
-            self.thresholds.decide(scores.probabilities),
+            (scorer.thresholds or self.thresholds).decide(scores.probabilities),
             scores.reasons,
             scorer,
             self.clock(),

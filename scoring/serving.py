@@ -11,7 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
-from scoring.decision import TOP_REASONS, ReasonCode, reason_codes
+from scoring.decision import TOP_REASONS, ReasonCode, Thresholds, reason_codes
 from scoring.features.definitions import FEATURE_INDEX, FEATURE_NAMES
 from scoring.model import TrainedModel
 
@@ -29,6 +29,10 @@ class Scorer(Protocol):
     def version(self) -> str: ...
     @property
     def fallback(self) -> bool: ...
+    @property
+    def thresholds(self) -> Thresholds | None:
+        """The decision thresholds that came with the model (None: the configured ones)."""
+        ...
 
     def score(self, rows: np.ndarray) -> ScoreBatch: ...
 
@@ -46,6 +50,10 @@ class ModelScorer:
             self.model.paths()  # built at load (~0.1 s), not by the first batch it scores
         if self.model.kind == "random_forest" and self.model.estimator is not None:
             self.model.importances()
+
+    @property
+    def thresholds(self) -> Thresholds | None:
+        return self.model.thresholds
 
     def score(self, rows: np.ndarray) -> ScoreBatch:
         if self.model.feature_names != FEATURE_NAMES:
@@ -93,6 +101,7 @@ class RulesFallback:
     name: str = "rules"
     version: str = "fallback"
     fallback: bool = True
+    thresholds: Thresholds | None = None  # the configured ones
 
     def score(self, rows: np.ndarray) -> ScoreBatch:
         fired = np.column_stack(

@@ -88,9 +88,11 @@ def training_time(settings: Settings, transactions: int = 1_000_000) -> list[Ben
         frame["event_time"].max(), delay_days=settings.label_delay_days
     )
     started = time.perf_counter()
-    dataset = build_dataset(frame, labels, window, settings.label_delay_days)
+    dataset = build_dataset(
+        frame, labels, window, settings.label_delay_days, protocol=settings.protocol()
+    )
     replayed = time.perf_counter()
-    results = train_candidates(dataset)
+    results = train_candidates(dataset, options=settings.training_options())
     trained = time.perf_counter()
     log_training(
         settings.mlflow_tracking_uri, settings.mlflow_artifact_dir,

@@ -567,7 +567,12 @@ def register_versions(settings: Settings, seeds: Sequence[int] = (1, 2)) -> None
     """Train a small LightGBM model per seed on a seeded simulation and register each: the
     first becomes champion (the registry's rule for a first version), the others wait."""
     from retraining.registry import log_training
-    from retraining.training import TrainingWindow, build_dataset, train_candidates
+    from retraining.training import (
+        TrainingOptions,
+        TrainingWindow,
+        build_dataset,
+        train_candidates,
+    )
     from streams.simulator.generator import SimulationConfig, simulate
 
     simulation = simulate(SimulationConfig(seed=9, days=36, customers=300, terminals=150))
@@ -576,7 +581,8 @@ def register_versions(settings: Settings, seeds: Sequence[int] = (1, 2)) -> None
         simulation.transactions, simulation.labels, window, settings.label_delay_days
     )
     for seed in seeds:
-        results = train_candidates(dataset, kinds=("lightgbm",), seed=seed, k=10)
+        options = TrainingOptions(search_budget_seconds=0, seed=seed, k=10)
+        results = train_candidates(dataset, kinds=("lightgbm",), options=options)
         log_training(
             settings.mlflow_tracking_uri, settings.mlflow_artifact_dir, settings.model_name,
             {"seed": seed}, dataset.summary(), results, results[0], dataset.features[:100],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -262,6 +263,16 @@ def _add_data_commands(command: Any) -> None:
         )  # fmt: skip
     train.add_argument("--k", type=int, default=100, help="cards checked per day (precision@k)")
     train.add_argument("--seed", type=int, default=7, help="the candidates' random seed")
+    train.add_argument(
+        "--search-budget", type=float, default=None, metavar="SECONDS",
+        help="hyper-parameter search time, shared by the searched kinds "
+        "(default: FRAUD_SEARCH_BUDGET_SECONDS, 30; 0: each kind's default only)",
+    )  # fmt: skip
+    train.add_argument(
+        "--review-budget", type=int, default=None, metavar="CARDS",
+        help="cards a day the fraud team reviews: sets the review threshold "
+        "(default: FRAUD_REVIEW_BUDGET_PER_DAY, 100)",
+    )  # fmt: skip
     train.add_argument("--skip-invalid", action="store_true", help=skip_help + " beside each input")
     train.set_defaults(handler=_train)
 
@@ -330,6 +341,13 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
 def _train(settings: Settings, args: argparse.Namespace) -> int:
     from streams.jobs import train
 
+    overrides = {
+        "search_budget_seconds": args.search_budget,
+        "review_budget_per_day": args.review_budget,
+    }
+    settings = dataclasses.replace(
+        settings, **{name: value for name, value in overrides.items() if value is not None}
+    )
     _wait_for_registry(settings)
     edges = ("train_start", "train_end", "test_start", "test_end")
     report = train(
@@ -348,11 +366,24 @@ def _train(settings: Settings, args: argparse.Namespace) -> int:
         f"window: train {window.train_start.date()}..{window.train_end.date()}, "
         f"test {window.test_start.date()}..{window.test_end.date()}; {report.summary}"
     )
+    _say(f"validation (mean of folds; {report.trials} trials chose kind and parameters):")
+    _say_metrics(report.validation)
+    _say("test (once, with the choice made):")
     _say_metrics(report.metrics)
+    if report.budget is not None:
+        budget, thresholds = report.budget, report.budget.thresholds
+        _say(
+            f"thresholds for {settings.review_budget_per_day} reviews a day: review >= "
+            f"{thresholds.review:.4f}, decline >= {thresholds.decline:.4f}; on validation "
+            f"{budget.reviews_per_day:.1f} cards a day to review, {budget.review_precision:.1%} "
+            f"of them fraud; {budget.declines_per_day:.1f} declines a day, precision "
+            f"{budget.decline_precision:.1%} (target {settings.decline_precision:.0%})"
+        )
+    _say(f"trained in {report.seconds:.0f}s")
     role = "champion" if report.champion else "registered (champion unchanged)"
     _say(f"best: {report.best} -> {settings.model_name} version {report.version}, {role}")
     if report.champion:
-        _announce_first_champion(settings, report.version)
+        _announce_first_champion(settings, report)
     _say(
         f"backtest it: fraudstream score --model {settings.model_name}/{report.version} "
         f"--transactions FILE --labels FILE --out scored.csv"
@@ -360,7 +391,7 @@ def _train(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _announce_first_champion(settings: Settings, version: str) -> None:
+def _announce_first_champion(settings: Settings, report: Any) -> None:
     """Running scorers (on the rules until now) swap to a first champion without a restart;
     with no broker to tell, they load it when they start."""
     import asyncio
@@ -368,13 +399,18 @@ def _announce_first_champion(settings: Settings, version: str) -> None:
 
     from aiokafka.errors import KafkaError
 
-    from schemas.events import ModelUpdate
+    from schemas.events import DecisionThresholds, ModelUpdate
     from streams.app import create_topics
     from streams.lifecycle import publish_update
 
+    version = report.version
+    chosen = report.budget.thresholds if report.budget is not None else None
     update = ModelUpdate(
-        model_name=settings.model_name, version=version, alias="champion", metrics={},
-        previous_version=None, updated_at=datetime.now(UTC),
+        model_name=settings.model_name, version=version, alias="champion",
+        metrics=report.metrics.get(report.best, {}), previous_version=None,
+        updated_at=datetime.now(UTC),
+        thresholds=DecisionThresholds(review=chosen.review, decline=chosen.decline)
+        if chosen else None,
     )  # fmt: skip
 
     async def announce() -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from retraining.budget import BudgetThresholds
 from retraining.dataset import replay_features
 from retraining.io import Checked, check_labels, check_transactions, rejected_file, write_table
 from retraining.metrics import evaluate
@@ -46,11 +48,15 @@ class Skipped:
 class TrainReport:
     window: TrainingWindow
     summary: dict[str, float]
-    metrics: dict[str, dict[str, float]]  # candidate -> metrics
+    metrics: dict[str, dict[str, float]]  # candidate -> metrics on the test window
     best: str
     version: str
     champion: bool
     skipped: tuple[Skipped, ...] = ()
+    validation: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    budget: BudgetThresholds | None = None  # the best's thresholds and what they cost
+    seconds: float = 0.0
+    trials: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,10 +137,12 @@ def train(
     window = dataclasses.replace(
         default, **{k: v for k, v in window_overrides.items() if v is not None}
     )
+    started = time.perf_counter()
     dataset = build_dataset(
-        transactions, labels, window, settings.label_delay_days, progress=progress, store=store
-    )
-    results = train_candidates(dataset, seed=seed, k=k)
+        transactions, labels, window, settings.label_delay_days, progress=progress, store=store,
+        protocol=settings.protocol(),
+    )  # fmt: skip
+    results = train_candidates(dataset, options=settings.training_options(seed, k))
     best = best_of(results)
     # the drift agent's reference: the most recent rows, whose feature windows are full
     test_rows = dataset.features[dataset.test]
@@ -146,6 +154,11 @@ def train(
         "transactions_file": str(transactions_file),
         "labels_file": str(labels_file),
         "k": k,
+        "search_budget_seconds": settings.search_budget_seconds,
+        "review_budget_per_day": settings.review_budget_per_day,
+        "decline_precision_target": settings.decline_precision,
+        "train_genuine_per_fraud": settings.train_genuine_per_fraud,
+        **{k: v for f in dataset.folds for k, v in f.as_params().items()},
     }
     registered = log_training(
         settings.mlflow_tracking_uri,
@@ -156,6 +169,7 @@ def train(
         results,
         best,
         reference,
+        report=dataset,
     )
     return TrainReport(
         window,
@@ -165,6 +179,10 @@ def train(
         registered.version,
         registered.champion,
         skipped,
+        {r.kind: r.validation for r in results},
+        best.budget,
+        time.perf_counter() - started,
+        sum(len(r.trials) for r in results),
     )
 
 

@@ -28,7 +28,7 @@ from retraining.retrain import (
 )
 from retraining.training import Dataset
 from schemas.codec import encode
-from schemas.events import ModelUpdate, RetrainReason, RetrainRequest
+from schemas.events import DecisionThresholds, ModelUpdate, RetrainReason, RetrainRequest
 from schemas.topics import MODEL_UPDATES
 from scoring.challenger import OnlineChallenger
 from scoring.model import TrainedModel
@@ -57,6 +57,8 @@ def retrain_config(settings: Settings) -> RetrainConfig:
         label_delay_days=settings.label_delay_days,
         after_drift_days=settings.retrain_after_drift_days,
         margin=settings.promotion_margin,
+        options=settings.training_options(),
+        protocol=settings.protocol(),
     )
 
 
@@ -134,7 +136,7 @@ def _through_the_gate(
     now = scored["event_time"].max()
     window = retrain_window(now, config)
     try:
-        dataset = store_dataset(scored, labels, window, now)
+        dataset = store_dataset(scored, labels, window, now, config.protocol)
     except ValueError as error:
         return RetrainOutcome(request, "skipped", str(error))
     tracking, name = settings.mlflow_tracking_uri, settings.model_name
@@ -155,6 +157,10 @@ def _through_the_gate(
         "champion_version": champion or "none",
         "promotion_margin": config.margin,
         "k": config.k,
+        "search_budget_seconds": config.options.search_budget_seconds,
+        "review_budget_per_day": config.options.review.cards_per_day,
+        "decline_precision_target": config.options.review.decline_precision,
+        **{k: v for f in result.dataset.folds for k, v in f.as_params().items()},
     }
     registered = log_training(
         tracking,
@@ -165,6 +171,7 @@ def _through_the_gate(
         result.candidates,
         result.best,
         latest[np.sort(sample)],
+        report=result.dataset,
     )
     context = {"request_id": request.request_id, "champion_version": champion or "none"}
     record_gate(tracking, name, registered.version, registered.run_id, result.gate, context)
@@ -205,6 +212,7 @@ def model_update(promotion: Promotion) -> ModelUpdate:
         metrics=promotion.metrics,
         previous_version=promotion.previous,
         updated_at=datetime.now(UTC),
+        thresholds=DecisionThresholds(**promotion.thresholds) if promotion.thresholds else None,
     )
 
 

@@ -19,8 +19,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scoring.event_time import EventTimeRules
+
+if TYPE_CHECKING:  # training's imports (LightGBM, Optuna) load only where training runs
+    from retraining.protocol import Protocol
+    from retraining.training import TrainingOptions
 
 PREFIX = "FRAUD_"
 
@@ -85,8 +90,17 @@ class Settings:
 
     model_name: str = "fraud-detector"
     label_delay_days: int = 7  # how long labels take: terminal risk looks this far back
-    review_threshold: float = 0.5
+    review_threshold: float = 0.5  # for the rules, and models registered without thresholds
     decline_threshold: float = 0.9
+    # what a fraud team can review: a model's own thresholds come from it (on validation)
+    review_budget_per_day: int = 100  # cards a day an analyst team checks
+    decline_precision: float = 0.9  # declines without review must be fraud this often
+    search_budget_seconds: float = 30.0  # hyper-parameter search per training run
+    validation_days: int = 7  # each validation fold's length
+    validation_folds: int = 3  # prequential folds, each a week (fold_shift_days) earlier
+    validation_fold_shift_days: int = 7
+    train_genuine_per_fraud: float = 20.0  # genuine training rows kept per fraud; 0: all
+    training_threads: int = 2  # cores a training fit may use (scorers always use one)
 
     drift_window_events: int = 5_000  # scored events per drift window
     drift_window_seconds: float = 0.0  # event-time span that also closes a window; 0: off
@@ -105,6 +119,26 @@ class Settings:
     retrain_after_drift_days: int = 3  # post-drift days the training rows must hold
     promotion_margin: float = 0.01  # average precision the challenger must gain
     trainer_poll_seconds: float = 5.0  # how often a waiting drift request is re-checked
+
+    def training_options(self, seed: int = 7, k: int = 100) -> TrainingOptions:
+        from retraining.budget import ReviewBudget
+        from retraining.training import TrainingOptions
+
+        return TrainingOptions(
+            search_budget_seconds=self.search_budget_seconds,
+            genuine_per_fraud=self.train_genuine_per_fraud or None,
+            review=ReviewBudget(self.review_budget_per_day, self.decline_precision),
+            seed=seed,
+            k=k,
+            threads=self.training_threads,
+        )
+
+    def protocol(self) -> Protocol:
+        from retraining.protocol import Protocol
+
+        return Protocol(
+            self.validation_days, self.validation_folds, self.validation_fold_shift_days
+        )
 
     def event_time_rules(self) -> EventTimeRules:
         return EventTimeRules.of(

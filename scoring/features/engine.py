@@ -244,6 +244,24 @@ class FeatureEngine:
         return LabelResult(len(writes.marks), repeated, unmatched)
 
 
+def _against_mean(earlier_sum: float, earlier_count: int, amount: float) -> float:
+    """The amount over the card's mean spend in the window before it; 1 when there is no
+    earlier spend to compare with (a first or zero-value history)."""
+    prior_mean = earlier_sum / earlier_count if earlier_count else 0.0
+    return amount / prior_mean if prior_mean > 0 else 1.0
+
+
+def _zscore(earlier_sum: float, earlier_squares: float, earlier_count: int, amount: float) -> float:
+    """How many spreads the amount lies above the card's mean in the window before it; the
+    spread gains one currency unit, so a card that always paid the same amount stays finite.
+    0 with fewer than two earlier payments."""
+    if earlier_count < 2:
+        return 0.0
+    mean = earlier_sum / earlier_count
+    variance = max(earlier_squares / earlier_count - mean * mean, 0.0)
+    return (amount - mean) / (sqrt(variance) + 1.0)
+
+
 class _CardHistory:
     """A card's events as parallel columns sorted by (time, id), for bisecting windows."""
 
@@ -287,24 +305,33 @@ class _CardHistory:
         has_previous = position > history_start
         previous_country = self.countries[position - 1] if has_previous else None
         mean_starts = [starts[w] for w in _MEAN_WINDOWS]
+        # each earlier amount squared once, for the spreads of all three windows
+        squares = [a * a for a in amounts[history_start:position]]
+        countries_before = set(self.countries[history_start:position])
         return [
             amount,
             *counts,
             *sums,
             *[sums[w] / counts[w] for w in _MEAN_WINDOWS],
-            *[self._against_mean(start, position, amount) for start in mean_starts],
-            *[self._zscore(start, position, amount) for start in mean_starts],
+            *[_against_mean(sums[w] - amount, counts[w] - 1, amount) for w in _MEAN_WINDOWS],
+            *[
+                _zscore(sums[w] - amount, fsum(squares[starts[w] - history_start :]),
+                        counts[w] - 1, amount)
+                for w in _MEAN_WINDOWS
+            ],
             ts - times[position - 1] if has_previous else NO_PREVIOUS_SECONDS,
             *self._terminal_habit(event, history_start, position),
-            float(event.country is not None and event.country not in self._seen(
-                self.countries, history_start, position)),
-            float(event.merchant_category is not None and event.merchant_category not in
-                  self._seen(self.categories, history_start, position)),
+            float(event.country is not None and event.country not in countries_before),
+            float(
+                event.merchant_category is not None
+                and event.merchant_category not in self.categories[history_start:position]
+            ),
             *[len({event.terminal_id, *self.terminals[start:position]}) for start in mean_starts],
             *[
                 len({event.country, *self.countries[start:position]} - {None})
-                for start in mean_starts
+                for start in mean_starts[:-1]
             ],
+            len((countries_before | {event.country}) - {None}),
             float(
                 previous_country is not None
                 and event.country is not None
@@ -314,37 +341,17 @@ class _CardHistory:
             self._hour_unusual(ts, history_start, position),
         ]  # fmt: skip
 
-    def _against_mean(self, start: int, position: int, amount: float) -> float:
-        """The amount over the card's mean spend in the window before it; 1 when there is
-        no earlier spend to compare with (a first or zero-value history)."""
-        prior_mean = fsum(self.amounts[start:position]) / (position - start) if position > start else 0.0
-        return amount / prior_mean if prior_mean > 0 else 1.0
-
-    def _zscore(self, start: int, position: int, amount: float) -> float:
-        """How many spreads the amount lies above the card's mean in the window before it;
-        the spread gains one currency unit, so a card that always paid the same amount
-        stays finite. 0 with fewer than two earlier payments."""
-        earlier = self.amounts[start:position]
-        if len(earlier) < 2:
-            return 0.0
-        mean = fsum(earlier) / len(earlier)
-        variance = max(fsum(a * a for a in earlier) / len(earlier) - mean * mean, 0.0)
-        return (amount - mean) / (sqrt(variance) + 1.0)
-
     def _terminal_habit(
         self, event: FeatureInput, history_start: int, position: int
     ) -> tuple[float, float]:
         """Seconds since the card last paid at this terminal, and whether it never did in
         its history (then the seconds are the history's length)."""
-        terminals, terminal = self.terminals, event.terminal_id
-        for index in range(position - 1, history_start - 1, -1):
-            if terminals[index] == terminal:
-                return event.ts - self.times[index], 0.0
-        return NO_PREVIOUS_SECONDS, 1.0
-
-    @staticmethod
-    def _seen(values: list, start: int, end: int) -> set:
-        return set(values[start:end])
+        earlier = self.terminals[history_start:position]
+        try:
+            last = position - 1 - earlier[::-1].index(event.terminal_id)
+        except ValueError:
+            return NO_PREVIOUS_SECONDS, 1.0
+        return event.ts - self.times[last], 0.0
 
     def _hour_unusual(self, ts: float, history_start: int, position: int) -> float:
         """The share of the card's earlier payments (its history) made more than
@@ -352,10 +359,15 @@ class _CardHistory:
         if position == history_start:
             return 0.0
         hour = (ts % SECONDS_PER_DAY) // 3600
-        unusual = sum(
-            hour_distance(hour, (earlier % SECONDS_PER_DAY) // 3600) > UNUSUAL_HOUR_DISTANCE
-            for earlier in self.times[history_start:position]
-        )
+        if position - history_start < 8:  # numpy costs more than it saves on a few
+            unusual = sum(
+                hour_distance(hour, (t % SECONDS_PER_DAY) // 3600) > UNUSUAL_HOUR_DISTANCE
+                for t in self.times[history_start:position]
+            )
+        else:
+            hours = (np.asarray(self.times[history_start:position]) % SECONDS_PER_DAY) // 3600
+            apart = np.abs(hours - hour)
+            unusual = int(np.count_nonzero(np.minimum(apart, 24 - apart) > UNUSUAL_HOUR_DISTANCE))
         return unusual / (position - history_start)
 
     def _travel_speed_kmh(self, event: FeatureInput, history_start: int, position: int) -> float:

@@ -67,11 +67,14 @@ def sum_days(counters: TerminalCounters, day: int, ranges: Sequence[DayRange]) -
     >>> sum_days({"9:n": 2, "9:f": 1, "7:n": 5}, 10, [(1, 1), (1, 3)])
     [2, 1, 7, 1]
     """
+    deepest = max((last for _, last in ranges), default=0)
+    # each day read once, then sliced per range: ranges overlap (1-7 days in 1-30)
+    transactions = [counters.get(f"{day - back}:n", 0) for back in range(1, deepest + 1)]
+    frauds = [counters.get(f"{day - back}:f", 0) for back in range(1, deepest + 1)]
     sums = []
     for first, last in ranges:
-        days = range(day - last, day - first + 1)
-        sums.append(sum(counters.get(f"{d}:n", 0) for d in days))
-        sums.append(sum(counters.get(f"{d}:f", 0) for d in days))
+        sums.append(sum(transactions[first - 1 : last]))
+        sums.append(sum(frauds[first - 1 : last]))
     return sums
 
 

@@ -14,7 +14,7 @@ from retraining.io import (
     read_labels,
     read_transactions,
 )
-from retraining.training import TrainingWindow, build_dataset, train_candidates
+from retraining.training import TrainingOptions, TrainingWindow, build_dataset, train_candidates
 from streams.simulator.generator import SimulationConfig, simulate
 
 
@@ -139,7 +139,11 @@ def test_lightgbm_beats_logistic_regression_on_a_time_ordered_test() -> None:
 
     results = {
         r.kind: r.metrics
-        for r in train_candidates(dataset, kinds=("logistic_regression", "lightgbm"))
+        for r in train_candidates(
+            dataset,
+            kinds=("logistic_regression", "lightgbm"),
+            options=TrainingOptions(search_budget_seconds=0),
+        )
     }
 
     assert (

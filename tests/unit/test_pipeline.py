@@ -74,7 +74,7 @@ def test_scored_output_carries_model_features_and_times_and_round_trips() -> Non
 
 
 class NaNModel:
-    name, version, fallback = "broken", "9", False
+    name, version, fallback, thresholds = "broken", "9", False, None
 
     def score(self, rows: np.ndarray) -> ScoreBatch:
         return ScoreBatch(np.full(len(rows), np.nan), [[] for _ in rows])
@@ -115,6 +115,7 @@ class _Unreachable(InMemoryFeatureStore):
 
 class _Confident:
     name, version, fallback = "m", "7", False
+    thresholds: Thresholds | None = None
 
     def score(self, rows: np.ndarray) -> ScoreBatch:
         return ScoreBatch(np.full(len(rows), 0.95), [[] for _ in rows])
@@ -135,3 +136,20 @@ def test_without_the_feature_store_the_rules_decide_and_the_output_says_degraded
     assert flags(away) == [("fallback", True, True)] * 2
     assert [s.decision for s in away.scored] == ["approve", "approve"]  # the rules' 0.01
     assert away.writes.marks.keys() == up.writes.marks.keys()  # the state changes still wait
+
+
+class _WithItsThresholds(_Confident):
+    thresholds = Thresholds(0.96, 0.99)  # came with the version: 0.95 is approved here
+
+
+def test_a_model_decides_with_the_thresholds_that_came_with_it() -> None:
+    configured = Thresholds(0.3, 0.9)
+    own = ScoringPipeline(
+        FeatureEngine(InMemoryFeatureStore()), _WithItsThresholds, configured, lambda: NOW
+    )
+    plain = ScoringPipeline(
+        FeatureEngine(InMemoryFeatureStore()), _Confident, configured, lambda: NOW
+    )
+
+    assert [s.decision for s in own.score_batch([message(0)]).scored] == ["approve"]
+    assert [s.decision for s in plain.score_batch([message(0)]).scored] == ["decline"]

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from retraining.retrain import RetrainConfig, retrain_window, store_dataset, train_and_gate
+from retraining.training import TrainingOptions
 from scoring.features.definitions import FEATURE_INDEX, FEATURE_NAMES
 
 NOW = pd.Timestamp("2026-03-31 00:00", tz="UTC")
@@ -68,7 +69,10 @@ def test_an_empty_window_says_what_is_missing() -> None:
 
 def test_the_gate_promotes_a_model_that_beats_a_useless_champion() -> None:
     scored, labels, _ = store_frames()
-    config = RetrainConfig(train_days=15, test_days=5, label_delay_days=3)
+    config = RetrainConfig(
+        train_days=15, test_days=5, label_delay_days=3,
+        options=TrainingOptions(search_budget_seconds=0),  # each kind's default: fast
+    )  # fmt: skip
     dataset = store_dataset(scored, labels, retrain_window(NOW, config), NOW)
 
     class Coin:  # a champion that knows nothing
@@ -81,3 +85,4 @@ def test_the_gate_promotes_a_model_that_beats_a_useless_champion() -> None:
     assert challenger["average_precision"] > 0.5 > champion["average_precision"]
     kept = train_and_gate(dataset, result.best.model, config)  # the same model: no gain
     assert not kept.gate.promote and "does not beat" in kept.gate.reason
+    assert result.gate.interval[0] > 0 and kept.gate.interval == (0.0, 0.0)
