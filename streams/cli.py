@@ -276,6 +276,24 @@ def _add_data_commands(command: Any) -> None:
     train.add_argument("--skip-invalid", action="store_true", help=skip_help + " beside each input")
     train.set_defaults(handler=_train)
 
+    evaluate = command(
+        "evaluate",
+        "the former champion beside a new one under the protocol, and what each feature "
+        "group adds (--ablation); registers nothing",
+    )
+    evaluate.add_argument("--transactions", type=Path, required=True, help="as for train")
+    evaluate.add_argument("--labels", type=Path, required=True, help="as for train")
+    evaluate.add_argument(
+        "--ablation", action="store_true", help="also train LightGBM per feature group"
+    )
+    evaluate.add_argument(
+        "--search-budget", type=float, default=None, metavar="SECONDS",
+        help="as for train (default: FRAUD_SEARCH_BUDGET_SECONDS, 30)",
+    )  # fmt: skip
+    evaluate.add_argument("--seed", type=int, default=7, help="the candidates' random seed")
+    evaluate.add_argument("--k", type=int, default=100, help="cards checked per day (precision@k)")
+    evaluate.set_defaults(handler=_evaluate)
+
     score = command("score", "batch-score a transaction file with a registered model (backtest)")
     score.add_argument(
         "--transactions", type=Path, required=True, help="CSV or Parquet, as for train"
@@ -388,6 +406,20 @@ def _train(settings: Settings, args: argparse.Namespace) -> int:
         f"backtest it: fraudstream score --model {settings.model_name}/{report.version} "
         f"--transactions FILE --labels FILE --out scored.csv"
     )
+    return 0
+
+
+def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.jobs import evaluate_models
+
+    if args.search_budget is not None:
+        settings = dataclasses.replace(settings, search_budget_seconds=args.search_budget)
+    _say(
+        evaluate_models(
+            settings, args.transactions, args.labels, args.ablation, args.seed, args.k,
+            progress=sys.stderr.isatty(),
+        )
+    )  # fmt: skip
     return 0
 
 

@@ -43,6 +43,8 @@ HISTORY_DAYS = 45
 DRIFT_DAY = 52
 DAYS = 100
 RATE = 700.0  # transactions a second: about a third of a simulated day a second
+# the demo's bank (1,000 cards, ~15 defrauded a day) reviews this many cards a day
+REVIEW_BUDGET = 20
 # scoring in one process, the consumers of the scored stream in another: two cores, two
 # Python processes, neither starved by the other's per-event work
 SCORING_AGENTS = ("score", "model-updates", "labels")
@@ -78,6 +80,7 @@ def demo_settings(settings: Settings, run: str) -> Settings:
         topic_prefix=f"demo-{run}.",
         training_store=str((run_dir(settings, run) / "training-store").absolute()),
         api_keys=f"demo:{secrets.token_urlsafe(24)}",
+        review_budget_per_day=REVIEW_BUDGET,
     )
 
 
@@ -100,6 +103,7 @@ class LoopRun:
     state: LoopState
     truth: pd.DataFrame
     answer: dict  # what REST /predict said at the end
+    stream: pd.DataFrame  # the streamed transactions (card, event time)
 
 
 def new_run() -> str:
@@ -166,6 +170,13 @@ def run_loop(
         f"best {report.best} -> {settings.model_name} version {report.version}, champion; "
         + "  ".join(f"{n}={v:.3f}" for n, v in report.metrics[report.best].items())
     )
+    if (budget := report.budget) is not None:
+        say(
+            f"[{_clock(began)}] its thresholds for {settings.review_budget_per_day} reviews a "
+            f"day: review >= {budget.thresholds.review:.3f}, decline >= "
+            f"{budget.thresholds.decline:.3f} (on validation {budget.reviews_per_day:.1f} "
+            f"cards a day, {budget.review_precision:.0%} of them fraud)"
+        )
 
     port = settings.metrics_port
     sinks = dataclasses.replace(settings, metrics_port=port + 1 if port else 0)
@@ -187,7 +198,7 @@ def run_loop(
         )
         state = asyncio.run(_stream_and_watch(settings, stream, labels[labels.labelled_at >= cut],
                                               began, say))  # fmt: skip
-        return LoopRun(state, simulation.truth, _ask_api(settings, stream.iloc[-1]))
+        return LoopRun(state, simulation.truth, _ask_api(settings, stream.iloc[-1]), stream)
     finally:
         for process in processes.values():
             process.terminate()
@@ -307,15 +318,19 @@ def _summary(
         f"ingest->scored p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
     )
     frauds = set(truth.loc[truth.is_fraud, "transaction_id"])
+    streamed = result.stream.set_index("transaction_id")
     for version in sorted(state.versions, key=lambda v: (len(v), v)):
         ids = [i for i, v in state.version_of.items() if v == version]
         flagged = {i for i in ids if state.decisions[i] != "approve"}
         fraud_ids = frauds.intersection(ids)
         caught = len(flagged & fraud_ids)
+        per_day, precision = cards_to_review(streamed.loc[ids], flagged, frauds)
         say(
             f"  version {version}: {len(ids)} scored, frauds caught {caught}/{len(fraud_ids)} "
             f"(recall {caught / max(len(fraud_ids), 1):.1%}), precision of review+decline "
-            f"{caught / max(len(flagged), 1):.1%}"
+            f"{caught / max(len(flagged), 1):.1%}; {per_day:.1f} cards a day to review or "
+            f"declined (budget {settings.review_budget_per_day}), {precision:.1%} of them "
+            "defrauded that day"
         )
     shadow = list(state.challenger_score)
     if shadow:
@@ -352,6 +367,37 @@ def _summary(
         f"probability {answer['fraud_probability']:.3f}, {answer['decision']}"
     )
     say(f"  whole demo: {_clock(began)}; MLflow runs in {settings.mlflow_tracking_uri}")
+
+
+def cards_to_review(
+    scored: pd.DataFrame, flagged: set[str], frauds: set[str]
+) -> tuple[float, float]:
+    """Cards a simulated day with a transaction sent to review or declined, and the share
+    of those cards with a fraud that day (what the review budget is about).
+
+    >>> at = pd.to_datetime(["2026-01-01 10:00", "2026-01-01 11:00", "2026-01-02 09:00"],
+    ...                     utc=True)
+    >>> scored = pd.DataFrame({"card_id": ["a", "a", "b"], "event_time": at},
+    ...                       index=["t1", "t2", "t3"])
+    >>> cards_to_review(scored, {"t1", "t2", "t3"}, {"t2"})
+    (1.0, 0.5)
+    """
+    if scored.empty:
+        return 0.0, 0.0
+    frame = pd.DataFrame(
+        {
+            "day": scored["event_time"].dt.floor("D"),
+            "card": scored["card_id"],
+            "flagged": scored.index.isin(list(flagged)),
+            "fraud": scored.index.isin(list(frauds)),
+        }
+    )
+    per_card = frame.groupby(["day", "card"]).agg(
+        flagged=("flagged", "max"), fraud=("fraud", "max")
+    )
+    reviewed = per_card[per_card["flagged"]]
+    days = frame["day"].nunique()
+    return len(reviewed) / days, float(reviewed["fraud"].mean()) if len(reviewed) else 0.0
 
 
 def _clock(began: float) -> str:

@@ -186,6 +186,47 @@ def train(
     )
 
 
+def evaluate_models(
+    settings: Settings,
+    transactions_file: Path,
+    labels_file: Path,
+    ablation: bool,
+    seed: int = 7,
+    k: int = 100,
+    progress: bool = False,
+) -> str:
+    """The former champion beside the new one under the protocol, and (``ablation``) what
+    each feature group adds, as Markdown; nothing is registered."""
+    from retraining.compare import ablation as ablation_rows
+    from retraining.compare import former_champion, markdown, new_champion
+
+    transactions, labels, _ = read_inputs(
+        settings, transactions_file, labels_file, False,
+        {transactions_file: transactions_file, labels_file: labels_file},
+    )  # fmt: skip
+    assert labels is not None
+    window = TrainingWindow.ending_at(
+        transactions["event_time"].max(), delay_days=settings.label_delay_days
+    )
+    dataset = build_dataset(
+        transactions, labels, window, settings.label_delay_days, progress=progress,
+        protocol=settings.protocol(),
+    )  # fmt: skip
+    options = settings.training_options(seed, k)
+    folds = ", ".join(f"{f.name} {f.train} -> {f.evaluate}" for f in dataset.folds)
+    sections = [
+        f"{len(transactions):,} transactions; test {window.test_start.date()}.."
+        f"{window.test_end.date()}; train {window.train_start.date()}.."
+        f"{window.train_end.date()}; folds: {folds}; search budget "
+        f"{settings.search_budget_seconds:.0f} s",
+        "",
+        markdown([former_champion(dataset, seed, k), new_champion(dataset, options)], k),
+    ]
+    if ablation:
+        sections += ["", markdown(ablation_rows(dataset, options), k)]
+    return "\n".join(sections)
+
+
 def load_scorer_or_fallback(settings: Settings, model: str) -> Scorer:
     """``name@alias`` from the registry; the rules fallback when that cannot be loaded."""
     from retraining.registry import load_scorer
