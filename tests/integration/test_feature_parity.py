@@ -48,9 +48,12 @@ def test_online_and_offline_features_are_identical(redis_url: str) -> None:
         )  # with the cache this time, as a worker runs
         state_after = _feature_state(client, prefix)
         assert state_after == state_before
-        # features are the same too, except terminal risk: every label is known by now
+        # features are the same too, except the terminal's fraud shares: every label is
+        # known by now
         known_later = [
-            i for i, name in enumerate(FEATURE_NAMES) if name.startswith("terminal_risk")
+            i
+            for i, name in enumerate(FEATURE_NAMES)
+            if name.startswith(("terminal_risk", "terminal_known_fraud_rate"))
         ]
         same = np.delete(np.arange(len(FEATURE_NAMES)), known_later)
         np.testing.assert_array_equal(again[:, same], offline[:, same])
