@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from retraining.registry import load_version, version_thresholds
 from schemas.codec import decode, encode
 from schemas.scored import ScoredTransaction
 from schemas.topics import SCORED, TRANSACTIONS
@@ -92,3 +93,11 @@ def test_promote_and_rollback_reach_every_worker(
     assert promoted["previous_champion"] == "1" and promoted["promoted_by"] == "a person"
     restored = client.get_model_version(settings.model_name, "1").tags
     assert restored["promotion_reason"] == "rollback from version 2"
+    # each version's thresholds are in the model the scorers load, and on the version
+    for version in ("1", "2"):
+        model = load_version(settings.mlflow_tracking_uri, settings.model_name, version)
+        tags = client.get_model_version(settings.model_name, version).tags
+        assert model.thresholds is not None
+        assert version_thresholds(tags) == pytest.approx(
+            {"review": model.thresholds.review, "decline": model.thresholds.decline}, abs=1e-6
+        )

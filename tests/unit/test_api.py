@@ -278,6 +278,9 @@ def test_model_ready_and_cors() -> None:
     harness = Harness()
     model = harness.client.get("/model", headers=PREDICT_KEY).json()
     assert (model["name"], model["version"], model["fallback"]) == ("rules", "fallback", True)
+    # the rules carry no thresholds of their own: the configured ones decide, and say so
+    assert model["thresholds"] == {"review": 0.3, "decline": 0.9}
+    assert model["thresholds_source"] == "configured"
 
     assert harness.client.get("/ready").status_code == 200
     harness.ready["kafka"] = False
