@@ -78,6 +78,21 @@ def sum_days(counters: TerminalCounters, day: int, ranges: Sequence[DayRange]) -
     return sums
 
 
+def _sum_by_day(
+    by_day: dict[int, list[int]], day: int, ranges: Sequence[DayRange]
+) -> list[int]:
+    """``sum_days`` over counters kept by day number (the in-memory store's own form)."""
+    deepest = max((last for _, last in ranges), default=0)
+    days = [by_day.get(day - back) for back in range(1, deepest + 1)]
+    transactions = [counts[0] if counts else 0 for counts in days]
+    frauds = [counts[1] if counts else 0 for counts in days]
+    sums = []
+    for first, last in ranges:
+        sums.append(sum(transactions[first - 1 : last]))
+        sums.append(sum(frauds[first - 1 : last]))
+    return sums
+
+
 @dataclasses.dataclass
 class StateWrites:
     """Everything one batch changes; a store applies it all or nothing."""
@@ -142,6 +157,9 @@ class InMemoryFeatureStore:
         self.marks: dict[str, str] = {}
         self.cards: dict[str, CardEvents] = {}
         self.terminals: dict[str, TerminalCounters] = {}
+        # the same counters by day number, [transactions, frauds]: summing ranges without
+        # formatting a key per day (a fifth of a replay's time before)
+        self._by_day: dict[str, dict[int, list[int]]] = {}
 
     def read(
         self,
@@ -156,8 +174,8 @@ class InMemoryFeatureStore:
             terminal_sums={
                 (terminal, day): sums
                 for terminal, day in terminal_days
-                if terminal in self.terminals
-                and any(sums := sum_days(self.terminals[terminal], day, ranges))
+                if terminal in self._by_day
+                and any(sums := _sum_by_day(self._by_day[terminal], day, ranges))
             },
         )
 
@@ -165,8 +183,11 @@ class InMemoryFeatureStore:
         self.cards.update(writes.cards)
         for terminal, increments in writes.terminal_increments.items():
             counters = self.terminals.setdefault(terminal, {})
+            by_day = self._by_day.setdefault(terminal, {})
             for field, delta in increments.items():
                 counters[field] = counters.get(field, 0) + delta
+                day, _, kind = field.partition(":")
+                by_day.setdefault(int(day), [0, 0])[kind == "f"] += delta
         self.marks.update(writes.marks)
 
     def stage(self, writes: StateWrites) -> None:
