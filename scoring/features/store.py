@@ -78,9 +78,7 @@ def sum_days(counters: TerminalCounters, day: int, ranges: Sequence[DayRange]) -
     return sums
 
 
-def _sum_by_day(
-    by_day: dict[int, list[int]], day: int, ranges: Sequence[DayRange]
-) -> list[int]:
+def _sum_by_day(by_day: dict[int, list[int]], day: int, ranges: Sequence[DayRange]) -> list[int]:
     """``sum_days`` over counters kept by day number (the in-memory store's own form)."""
     deepest = max((last for _, last in ranges), default=0)
     days = [by_day.get(day - back) for back in range(1, deepest + 1)]
