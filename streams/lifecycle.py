@@ -142,7 +142,10 @@ def _through_the_gate(
     tracking, name = settings.mlflow_tracking_uri, settings.model_name
     champion = champion_version(MlflowClient(tracking), name)
     champion_model = load_version(tracking, name, champion) if champion else None
-    result = candidates(dataset, champion_model, config)
+    try:
+        result = candidates(dataset, champion_model, config)
+    except ValueError as error:  # e.g. no validation fold with a labelled fraud yet
+        return RetrainOutcome(request, "skipped", str(error))
     # the drift reference: the newest rows, the world the new model goes out into
     latest = dataset.features[
         (scored["event_time"] >= now - pd.Timedelta(days=config.test_days)).to_numpy()
