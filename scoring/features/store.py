@@ -61,26 +61,15 @@ class Snapshot:
     complete: bool = True  # False: the store was unreachable, this is what the reader held
 
 
-def sum_days(counters: TerminalCounters, day: int, ranges: Sequence[DayRange]) -> list[int]:
-    """Transactions and frauds over each range of days back from ``day``.
+def sum_days(by_day: dict[int, list[int]], day: int, ranges: Sequence[DayRange]) -> list[int]:
+    """Transactions and frauds over each range of days back from ``day``, from counters kept
+    by day number (``[transactions, frauds]``).
 
-    >>> sum_days({"9:n": 2, "9:f": 1, "7:n": 5}, 10, [(1, 1), (1, 3)])
+    >>> sum_days({9: [2, 1], 7: [5, 0]}, 10, [(1, 1), (1, 3)])
     [2, 1, 7, 1]
     """
     deepest = max((last for _, last in ranges), default=0)
     # each day read once, then sliced per range: ranges overlap (1-7 days in 1-30)
-    transactions = [counters.get(f"{day - back}:n", 0) for back in range(1, deepest + 1)]
-    frauds = [counters.get(f"{day - back}:f", 0) for back in range(1, deepest + 1)]
-    sums = []
-    for first, last in ranges:
-        sums.append(sum(transactions[first - 1 : last]))
-        sums.append(sum(frauds[first - 1 : last]))
-    return sums
-
-
-def _sum_by_day(by_day: dict[int, list[int]], day: int, ranges: Sequence[DayRange]) -> list[int]:
-    """``sum_days`` over counters kept by day number (the in-memory store's own form)."""
-    deepest = max((last for _, last in ranges), default=0)
     days = [by_day.get(day - back) for back in range(1, deepest + 1)]
     transactions = [counts[0] if counts else 0 for counts in days]
     frauds = [counts[1] if counts else 0 for counts in days]
@@ -154,10 +143,22 @@ class InMemoryFeatureStore:
     def __init__(self) -> None:
         self.marks: dict[str, str] = {}
         self.cards: dict[str, CardEvents] = {}
-        self.terminals: dict[str, TerminalCounters] = {}
-        # the same counters by day number, [transactions, frauds]: summing ranges without
-        # formatting a key per day (a fifth of a replay's time before)
+        # terminal -> day number -> [transactions, frauds]: summing ranges of days needs no
+        # key formatted per day (that was a fifth of a replay's time)
         self._by_day: dict[str, dict[int, list[int]]] = {}
+
+    @property
+    def terminals(self) -> dict[str, TerminalCounters]:
+        """The terminals' counters in the stored form (``"<day>:n"``, ``"<day>:f"``)."""
+        return {
+            terminal: {
+                f"{day}:{kind}": count
+                for day, counts in by_day.items()
+                for kind, count in zip("nf", counts, strict=True)
+                if count
+            }
+            for terminal, by_day in self._by_day.items()
+        }
 
     def read(
         self,
@@ -173,17 +174,15 @@ class InMemoryFeatureStore:
                 (terminal, day): sums
                 for terminal, day in terminal_days
                 if terminal in self._by_day
-                and any(sums := _sum_by_day(self._by_day[terminal], day, ranges))
+                and any(sums := sum_days(self._by_day[terminal], day, ranges))
             },
         )
 
     def apply(self, writes: StateWrites) -> None:
         self.cards.update(writes.cards)
         for terminal, increments in writes.terminal_increments.items():
-            counters = self.terminals.setdefault(terminal, {})
             by_day = self._by_day.setdefault(terminal, {})
             for field, delta in increments.items():
-                counters[field] = counters.get(field, 0) + delta
                 day, _, kind = field.partition(":")
                 by_day.setdefault(int(day), [0, 0])[kind == "f"] += delta
         self.marks.update(writes.marks)
