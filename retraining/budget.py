@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pandas as pd
 
+from retraining.metrics import per_card_day
 from scoring.decision import Thresholds
 
 MIN_DECLINES = 5  # a decline precision measured on fewer validation rows is not believed
@@ -65,10 +65,9 @@ def thresholds_for_budget(
     >>> chosen.thresholds.decline, chosen.declines_per_day, chosen.decline_precision
     (0.6, 1.5, 1.0)
     """
-    frame = pd.DataFrame({"day": days, "card": cards, "p": probabilities, "fraud": is_fraud})
-    per_card = frame.groupby(["day", "card"]).agg(p=("p", "max"), fraud=("fraud", "max"))
-    n_days = max(frame["day"].nunique(), 1)
-    ranked = np.sort(per_card["p"].to_numpy())[::-1]
+    per_card = per_card_day(days, cards, probabilities, is_fraud)
+    n_days = max(len(np.unique(days)), 1)
+    ranked = np.sort(per_card["score"].to_numpy())[::-1]
     allowed = budget.cards_per_day * n_days
     # the lowest score still within the budget: cards at exactly the first one beyond it
     # would exceed it, so the threshold sits just above that one
@@ -81,7 +80,7 @@ def thresholds_for_budget(
     decline = _decline_threshold(
         probabilities, is_fraud, review, budget.decline_precision, min_declines
     )
-    reviewed = per_card[per_card["p"] >= review]
+    reviewed = per_card[per_card["score"] >= review]
     declined = probabilities >= decline
     return BudgetThresholds(
         Thresholds(review, decline),

@@ -30,11 +30,8 @@ def card_precision_at_k(
     >>> card_precision_at_k(days, cards, scores, fraud, k=2)  # day 1: a of a, b; day 2: c of c, b
     0.5
     """
-    known = _known_before_each_day(days, compromised_since or {})
-    frame = pd.DataFrame({"day": days, "card": cards, "score": scores, "fraud": is_fraud})
-    per_card = frame.groupby(["day", "card"], sort=True).agg(
-        score=("score", "max"), fraud=("fraud", "max")
-    )
+    known = _known_before_each_day(compromised_since or {})
+    per_card = per_card_day(days, cards, scores, is_fraud)
     caught: set[str] = set()
     precisions = []
     for day, day_cards in per_card.groupby(level="day", sort=True):
@@ -48,8 +45,24 @@ def card_precision_at_k(
     return float(np.mean(precisions)) if precisions else 0.0
 
 
+def per_card_day(
+    days: np.ndarray, cards: np.ndarray, scores: np.ndarray, is_fraud: np.ndarray
+) -> pd.DataFrame:
+    """Each card once a day, as an analyst sees it: its highest score that day and whether
+    it had a fraud (``score``, ``fraud``, indexed by ``day`` and ``card``, sorted).
+
+    >>> per_card_day(np.array([1, 1, 1]), np.array(["a", "a", "b"]),
+    ...              np.array([.2, .7, .4]), np.array([1, 0, 0])).to_dict("index")
+    {(1, 'a'): {'score': 0.7, 'fraud': 1}, (1, 'b'): {'score': 0.4, 'fraud': 0}}
+    """
+    frame = pd.DataFrame({"day": days, "card": cards, "score": scores, "fraud": is_fraud})
+    return frame.groupby(["day", "card"], sort=True).agg(
+        score=("score", "max"), fraud=("fraud", "max")
+    )
+
+
 def _known_before_each_day(
-    days: np.ndarray, compromised_since: Mapping[str, pd.Timestamp]
+    compromised_since: Mapping[str, pd.Timestamp],
 ) -> Callable[[object], set[str]]:
     if not compromised_since:
         return lambda day: set()

@@ -28,6 +28,7 @@ import pandas as pd
 import redis
 from sklearn.metrics import average_precision_score
 
+from retraining.metrics import per_card_day
 from schemas.events import Severity
 from scoring.features.redis_store import RedisFeatureStore
 from streams.app import create_topics, group_id, spawn_worker
@@ -384,20 +385,14 @@ def cards_to_review(
     """
     if scored.empty:
         return 0.0, 0.0
-    frame = pd.DataFrame(
-        {
-            "day": scored["event_time"].dt.floor("D"),
-            "card": scored["card_id"],
-            "flagged": scored.index.isin(list(flagged)),
-            "fraud": scored.index.isin(list(frauds)),
-        }
-    )
-    per_card = frame.groupby(["day", "card"]).agg(
-        flagged=("flagged", "max"), fraud=("fraud", "max")
-    )
-    reviewed = per_card[per_card["flagged"]]
-    days = frame["day"].nunique()
-    return len(reviewed) / days, float(reviewed["fraud"].mean()) if len(reviewed) else 0.0
+    days = scored["event_time"].dt.floor("D").to_numpy()
+    per_card = per_card_day(
+        days, scored["card_id"].to_numpy(), scored.index.isin(list(flagged)),
+        scored.index.isin(list(frauds)),
+    )  # fmt: skip
+    reviewed = per_card[per_card["score"]]  # here the score is "flagged"
+    precision = float(reviewed["fraud"].mean()) if len(reviewed) else 0.0
+    return len(reviewed) / len(np.unique(days)), precision
 
 
 def _clock(began: float) -> str:
