@@ -132,6 +132,8 @@ def known_compromised(transactions: pd.DataFrame, labels: pd.DataFrame) -> dict[
     >>> {card: str(t.date()) for card, t in known_compromised(tx, lb).items()}
     {'c1': '2026-01-03'}
     """
+    if labels.empty:
+        return {}
     frauds = labels.loc[labels["is_fraud"].astype(bool), ["transaction_id", "labelled_at"]]
     joined = frauds.merge(transactions[["transaction_id", "card_id"]], on="transaction_id")
     first = joined.groupby("card_id")["labelled_at"].min()

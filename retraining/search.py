@@ -69,13 +69,19 @@ class SearchResult:
         return max(self.trials, key=lambda t: t.average_precision)
 
 
-def downsample_genuine(labels: np.ndarray, genuine_per_fraud: float, seed: int) -> np.ndarray:
+def downsample_genuine(
+    labels: np.ndarray, genuine_per_fraud: float | None, seed: int
+) -> np.ndarray:
     """Indices of the training rows kept: every fraud, and at most ``genuine_per_fraud``
-    genuine rows per fraud, drawn at random (time order kept).
+    genuine rows per fraud, drawn at random (time order kept); None keeps every row.
 
     >>> downsample_genuine(np.array([0, 0, 0, 0, 1, 0, 0, 0]), 2, seed=1).tolist()
     [2, 3, 4]
+    >>> downsample_genuine(np.array([0, 1, 0]), None, seed=1).tolist()
+    [0, 1, 2]
     """
+    if genuine_per_fraud is None:
+        return np.arange(len(labels))
     frauds = np.flatnonzero(labels == 1)
     genuine = np.flatnonzero(labels == 0)
     keep = int(min(len(genuine), max(genuine_per_fraud * len(frauds), 1)))

@@ -93,6 +93,10 @@ class Dataset:
             "validation_folds": len(self.folds),
         }
 
+    def fold_params(self) -> dict[str, str]:
+        """Each fold's windows, for MLflow params."""
+        return {key: value for fold in self.folds for key, value in fold.as_params().items()}
+
     def splits(self, columns: list[int], genuine_per_fraud: float | None, seed: int) -> list[Split]:
         """The folds' rows (``columns`` of the features), genuine training rows
         down-sampled to ``genuine_per_fraud`` a fraud (None: all kept)."""
@@ -100,7 +104,7 @@ class Dataset:
         found = []
         for fold, (train_labels, labels) in zip(self.folds, self.fold_labels, strict=True):
             train_rows = self.features[fold.train.mask(times)][:, columns]
-            kept = _kept(train_labels, genuine_per_fraud, seed)
+            kept = downsample_genuine(train_labels, genuine_per_fraud, seed)
             evaluated = fold.evaluate.mask(times)
             found.append(
                 Split(
@@ -126,12 +130,6 @@ class Dataset:
             test["event_time"].dt.floor("D").to_numpy(),
             test["card_id"].to_numpy(),
         )
-
-
-def _kept(labels: np.ndarray, genuine_per_fraud: float | None, seed: int) -> np.ndarray:
-    if genuine_per_fraud is None:
-        return np.arange(len(labels))
-    return downsample_genuine(labels, genuine_per_fraud, seed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,23 +160,43 @@ class TrainingOptions:
     calibrate: bool = True
     threads: int = 1  # cores a fit may use (scoring always uses one)
 
+    def as_params(self) -> dict[str, object]:
+        """What a training run records of these (MLflow params)."""
+        return {
+            "k": self.k,
+            "search_budget_seconds": self.search_budget_seconds,
+            "review_budget_per_day": self.review.cards_per_day,
+            "decline_precision_target": self.review.decline_precision,
+            "train_genuine_per_fraud": self.genuine_per_fraud or 0,
+        }
+
 
 def fold_labels(
     transactions: pd.DataFrame, labels: pd.DataFrame, fold: Fold
 ) -> tuple[np.ndarray, np.ndarray]:
     """0/1 for a fold's training rows (labels known when its validation began) and its
     validation rows (labels known when the final model is trained)."""
-    frauds = labels[labels["is_fraud"].astype(bool)]
     times, ids = transactions["event_time"], transactions["transaction_id"]
+    train = ids[fold.train.mask(times)].isin(frauds_known(labels, fold.train_labels_known_at))
+    evaluated = ids[fold.evaluate.mask(times)].isin(frauds_known(labels, fold.labels_known_at))
+    return train.to_numpy().astype(int), evaluated.to_numpy().astype(int)
 
-    def known_at(moment: pd.Timestamp, mask: np.ndarray) -> np.ndarray:
-        known = set(frauds.loc[frauds["labelled_at"] <= moment, "transaction_id"])
-        return ids[mask].isin(known).to_numpy().astype(int)
 
-    return (
-        known_at(fold.train_labels_known_at, fold.train.mask(times)),
-        known_at(fold.labels_known_at, fold.evaluate.mask(times)),
-    )
+def frauds_known(labels: pd.DataFrame, moment: pd.Timestamp | None = None) -> set[str]:
+    """Ids of the transactions with a fraud label known at ``moment`` (None: ever).
+
+    >>> at = pd.to_datetime(["2026-01-02", "2026-01-05", "2026-01-03"], utc=True)
+    >>> labels = pd.DataFrame({"transaction_id": ["a", "b", "c"],
+    ...                        "is_fraud": [True, True, False], "labelled_at": at})
+    >>> sorted(frauds_known(labels)), sorted(frauds_known(labels, at[2]))
+    (['a', 'b'], ['a'])
+    """
+    if labels.empty:
+        return set()
+    frauds = labels[labels["is_fraud"].astype(bool)]
+    if moment is not None:
+        frauds = frauds[frauds["labelled_at"] <= moment]
+    return set(frauds["transaction_id"])
 
 
 def plan_folds(
@@ -219,42 +237,41 @@ def labelled_dataset(
     window: TrainingWindow,
     protocol: Protocol,
     known_at: pd.Timestamp | None = None,
+    source: str = "",
 ) -> Dataset:
     """Masks and labels over rows whose features are known: training rows (and validation
     rows) by the labels known at ``known_at`` (default: the test's start), test rows by
-    every label (or those known at ``known_at`` when it is given: a retrain's gate)."""
-    times = transactions["event_time"]
-    train = Period(window.train_start, window.train_end).mask(times)
-    test = Period(window.test_start, window.test_end).mask(times)
-    moment = known_at if known_at is not None else window.test_start
-    frauds = labels[labels["is_fraud"].astype(bool)] if not labels.empty else labels
-    known_then = set(frauds.loc[frauds["labelled_at"] <= moment, "transaction_id"])
-    eventually = (
-        set(frauds["transaction_id"])
-        if known_at is None
-        else set(frauds.loc[frauds["labelled_at"] <= known_at, "transaction_id"])
-    )
-    ids = transactions["transaction_id"]
+    every label (or those known at ``known_at`` when it is given: a retrain's gate).
+    ``source`` ends the message when a window lacks frauds or genuine rows."""
+    times, ids = transactions["event_time"], transactions["transaction_id"]
+    periods = {
+        "train": Period(window.train_start, window.train_end),
+        "test": Period(window.test_start, window.test_end),
+    }
+    train, test = periods["train"].mask(times), periods["test"].mask(times)
+    known_then = frauds_known(labels, known_at if known_at is not None else window.test_start)
+    train_labels = ids[train].isin(known_then).to_numpy().astype(int)
+    test_labels = ids[test].isin(frauds_known(labels, known_at)).to_numpy().astype(int)
+    for name, labels_of in (("train", train_labels), ("test", test_labels)):
+        if labels_of.size == 0 or labels_of.min() == labels_of.max():
+            raise ValueError(
+                f"the {name} window ({periods[name]}) needs both labelled frauds and genuine "
+                f"transactions{source}; it has {labels_of.size} rows, {labels_of.sum()} frauds"
+            )
     folds = plan_folds(transactions, window, protocol)
     if known_at is not None:
         folds = [dataclasses.replace(f, labels_known_at=known_at) for f in folds]
-    dataset = Dataset(
+    return Dataset(
         transactions=transactions,
         features=features,
         train=train,
         test=test,
-        train_labels=ids[train].isin(known_then).to_numpy().astype(int),
-        test_labels=ids[test].isin(eventually).to_numpy().astype(int),
+        train_labels=train_labels,
+        test_labels=test_labels,
         folds=tuple(folds),
-        fold_labels=tuple(fold_labels(transactions, labels, f) for f in folds)
-        if not labels.empty
-        else tuple((np.zeros(0), np.zeros(0)) for _ in folds),
-        compromised_since=known_compromised(transactions, labels) if not labels.empty else {},
+        fold_labels=tuple(fold_labels(transactions, labels, f) for f in folds),
+        compromised_since=known_compromised(transactions, labels),
     )
-    for name, labels_of in (("train", dataset.train_labels), ("test", dataset.test_labels)):
-        if labels_of.size == 0 or labels_of.min() == labels_of.max():
-            raise ValueError(f"the {name} window needs both frauds and genuine transactions")
-    return dataset
 
 
 def train_candidates(
@@ -293,18 +310,18 @@ def _candidate(
     raw = np.concatenate(found.fold_scores)
     validation_labels = np.concatenate([s.labels for s in splits])
     calibration = fit_platt(raw, validation_labels) if options.calibrate else None
-    fold_metrics = {}
-    for split, scores in zip(splits, found.fold_scores, strict=True):
-        calibrated = calibration.apply(scores) if calibration else scores
-        fold_metrics[split.name] = evaluate(
-            calibrated, split.labels, split.days, split.cards, options.k,
-            dataset.compromised_since,
-        )  # fmt: skip
+    fold_scores = [calibration.apply(s) if calibration else s for s in found.fold_scores]
+    fold_metrics = {
+        split.name: evaluate(
+            scores, split.labels, split.days, split.cards, options.k, dataset.compromised_since
+        )
+        for split, scores in zip(splits, fold_scores, strict=True)
+    }
     validation = {
         name: float(np.mean([m[name] for m in fold_metrics.values()]))
         for name in next(iter(fold_metrics.values()))
     }
-    pooled = calibration.apply(raw) if calibration else raw
+    pooled = np.concatenate(fold_scores)
     budget = thresholds_for_budget(
         pooled,
         validation_labels,
@@ -313,7 +330,7 @@ def _candidate(
         options.review,
     )
     rows = dataset.features[dataset.train][:, columns]
-    kept = _kept(dataset.train_labels, options.genuine_per_fraud, options.seed)
+    kept = downsample_genuine(dataset.train_labels, options.genuine_per_fraud, options.seed)
     started = time.perf_counter()
     estimator = fit(
         kind, found.params, rows[kept], dataset.train_labels[kept], options.seed,
