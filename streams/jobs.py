@@ -15,7 +15,13 @@ from retraining.budget import BudgetThresholds
 from retraining.dataset import replay_features
 from retraining.io import Checked, check_labels, check_transactions, rejected_file, write_table
 from retraining.metrics import evaluate
-from retraining.training import TrainingWindow, best_of, build_dataset, train_candidates
+from retraining.training import (
+    Dataset,
+    TrainingWindow,
+    best_of,
+    build_dataset,
+    train_candidates,
+)
 from scoring.decision import Thresholds
 from scoring.features.store import FeatureStore
 from scoring.serving import RulesFallback, Scorer
@@ -109,6 +115,35 @@ def read_inputs(
     return transactions, labels, tuple(skipped)
 
 
+def dataset_from_files(
+    settings: Settings,
+    transactions_file: Path,
+    labels_file: Path,
+    window_overrides: dict[str, pd.Timestamp | None],
+    progress: bool = False,
+    store: FeatureStore | None = None,
+    skip_invalid: bool = False,
+) -> tuple[TrainingWindow, Dataset, tuple[Skipped, ...]]:
+    """The files' history replayed and split by the protocol: the default windows end with
+    the data, ``window_overrides`` (train_start, ..., test_end) move them."""
+    beside = {transactions_file: transactions_file, labels_file: labels_file}
+    transactions, labels, skipped = read_inputs(
+        settings, transactions_file, labels_file, skip_invalid, beside
+    )
+    assert labels is not None  # a labels file was given
+    default = TrainingWindow.ending_at(
+        transactions["event_time"].max(), delay_days=settings.label_delay_days
+    )
+    window = dataclasses.replace(
+        default, **{k: v for k, v in window_overrides.items() if v is not None}
+    )
+    dataset = build_dataset(
+        transactions, labels, window, settings.label_delay_days, progress=progress, store=store,
+        protocol=settings.protocol(),
+    )  # fmt: skip
+    return window, dataset, skipped
+
+
 def train(
     settings: Settings,
     transactions_file: Path,
@@ -126,23 +161,12 @@ def train(
     stopping."""
     from retraining.registry import log_training
 
-    beside = {transactions_file: transactions_file, labels_file: labels_file}
-    transactions, labels, skipped = read_inputs(
-        settings, transactions_file, labels_file, skip_invalid, beside
-    )
-    assert labels is not None  # a labels file was given
-    default = TrainingWindow.ending_at(
-        transactions["event_time"].max(), delay_days=settings.label_delay_days
-    )
-    window = dataclasses.replace(
-        default, **{k: v for k, v in window_overrides.items() if v is not None}
-    )
     started = time.perf_counter()
-    dataset = build_dataset(
-        transactions, labels, window, settings.label_delay_days, progress=progress, store=store,
-        protocol=settings.protocol(),
-    )  # fmt: skip
-    results = train_candidates(dataset, options=settings.training_options(seed, k))
+    window, dataset, skipped = dataset_from_files(
+        settings, transactions_file, labels_file, window_overrides, progress, store, skip_invalid
+    )
+    options = settings.training_options(seed, k)
+    results = train_candidates(dataset, options=options)
     best = best_of(results)
     # the drift agent's reference: the most recent rows, whose feature windows are full
     test_rows = dataset.features[dataset.test]
@@ -153,12 +177,8 @@ def train(
         "label_delay_days": settings.label_delay_days,
         "transactions_file": str(transactions_file),
         "labels_file": str(labels_file),
-        "k": k,
-        "search_budget_seconds": settings.search_budget_seconds,
-        "review_budget_per_day": settings.review_budget_per_day,
-        "decline_precision_target": settings.decline_precision,
-        "train_genuine_per_fraud": settings.train_genuine_per_fraud,
-        **{k: v for f in dataset.folds for k, v in f.as_params().items()},
+        **options.as_params(),
+        **dataset.fold_params(),
     }
     registered = log_training(
         settings.mlflow_tracking_uri,
@@ -200,22 +220,11 @@ def evaluate_models(
     from retraining.compare import ablation as ablation_rows
     from retraining.compare import former_champion, markdown, new_champion
 
-    transactions, labels, _ = read_inputs(
-        settings, transactions_file, labels_file, False,
-        {transactions_file: transactions_file, labels_file: labels_file},
-    )  # fmt: skip
-    assert labels is not None
-    window = TrainingWindow.ending_at(
-        transactions["event_time"].max(), delay_days=settings.label_delay_days
-    )
-    dataset = build_dataset(
-        transactions, labels, window, settings.label_delay_days, progress=progress,
-        protocol=settings.protocol(),
-    )  # fmt: skip
+    window, dataset, _ = dataset_from_files(settings, transactions_file, labels_file, {}, progress)
     options = settings.training_options(seed, k)
     folds = ", ".join(f"{f.name} {f.train} -> {f.evaluate}" for f in dataset.folds)
     sections = [
-        f"{len(transactions):,} transactions; test {window.test_start.date()}.."
+        f"{len(dataset.transactions):,} transactions; test {window.test_start.date()}.."
         f"{window.test_end.date()}; train {window.train_start.date()}.."
         f"{window.train_end.date()}; folds: {folds}; search budget "
         f"{settings.search_budget_seconds:.0f} s",

@@ -159,11 +159,8 @@ def _through_the_gate(
         "reason": request.reason.value,
         "champion_version": champion or "none",
         "promotion_margin": config.margin,
-        "k": config.k,
-        "search_budget_seconds": config.options.search_budget_seconds,
-        "review_budget_per_day": config.options.review.cards_per_day,
-        "decline_precision_target": config.options.review.decline_precision,
-        **{k: v for f in result.dataset.folds for k, v in f.as_params().items()},
+        **config.options.as_params(),
+        **result.dataset.fold_params(),
     }
     registered = log_training(
         tracking,
