@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from scoring.features import FEATURE_NAMES
+from scoring.features.definitions import feature_columns
 from scoring.model import TrainedModel
 from scoring.serving import ModelScorer
 
@@ -135,7 +136,7 @@ def log_training(
                 signature = infer_signature(
                     sample,
                     result.model.predict_proba(
-                        _columns(sample.to_numpy(), result.model.feature_names)
+                        feature_columns(sample.to_numpy(), result.model.feature_names)
                     ),
                 )
                 info = mlflow.pyfunc.log_model(
@@ -151,7 +152,7 @@ def log_training(
         )
         reference = pd.DataFrame(reference_rows, columns=list(FEATURE_NAMES))
         reference["fraud_probability"] = best.model.predict_proba(
-            _columns(reference_rows, best.model.feature_names)
+            feature_columns(reference_rows, best.model.feature_names)
         )
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "reference.parquet"
@@ -194,17 +195,11 @@ def _candidate_metrics(result: Any) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
 
 
-def _columns(rows: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
-    if names == FEATURE_NAMES:
-        return rows
-    return rows[:, [FEATURE_NAMES.index(name) for name in names]]
-
-
 def _report_pngs(best: Any, dataset: Any, folder: Path) -> list[Path]:
     from retraining import report
 
     test = dataset.test_split()
-    scores = best.model.predict_proba(_columns(test.rows, best.model.feature_names))
+    scores = best.model.predict_proba(feature_columns(test.rows, best.model.feature_names))
     pngs = [
         report.precision_recall_png(scores, test.labels, folder / "precision_recall.png"),
         report.card_precision_png(

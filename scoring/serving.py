@@ -12,7 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from scoring.decision import TOP_REASONS, ReasonCode, Thresholds, reason_codes
-from scoring.features.definitions import FEATURE_INDEX, FEATURE_NAMES
+from scoring.features.definitions import FEATURE_INDEX, feature_columns
 from scoring.model import TrainedModel
 
 
@@ -56,8 +56,7 @@ class ModelScorer:
         return self.model.thresholds
 
     def score(self, rows: np.ndarray) -> ScoreBatch:
-        if self.model.feature_names != FEATURE_NAMES:
-            rows = rows[:, [FEATURE_INDEX[name] for name in self.model.feature_names]]
+        rows = feature_columns(rows, self.model.feature_names)
         probabilities, contributions = self.model.predict_explained(rows)
         return ScoreBatch(
             probabilities, reason_codes(contributions, rows, self.model.feature_names)
@@ -89,6 +88,7 @@ class RulesFallback:
     """Documented rules that decide when no model can be loaded: each rule that fires adds its
     weight to a base score, capped at 0.99, and is a reason code.
 
+    >>> from scoring.features.definitions import FEATURE_NAMES
     >>> rows = np.zeros((2, len(FEATURE_NAMES)))
     >>> rows[1, FEATURE_INDEX["card_tx_count_10m"]] = 8
     >>> batch = RulesFallback().score(rows)

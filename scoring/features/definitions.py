@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 SECONDS_PER_DAY = 86_400
 
 CARD_WINDOWS = {
@@ -87,6 +89,20 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
 UNUSUAL_HOUR_DISTANCE = 2  # hours of day further than this from a payment's are unusual
 CATEGORICAL_FEATURES = ("channel_code", "merchant_category_code", "day_of_week")
 FEATURE_INDEX = {name: index for index, name in enumerate(FEATURE_NAMES)}
+
+
+def feature_columns(rows: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+    """The columns ``names`` of rows in ``FEATURE_NAMES`` order (the rows themselves when
+    they are all of them): what a model trained on fewer features reads.
+
+    >>> rows = np.arange(len(FEATURE_NAMES))[None, :]  # each value its own column number
+    >>> feature_columns(rows, ("hour_of_day", "amount")).tolist() == [
+    ...     [FEATURE_INDEX["hour_of_day"], 0]]
+    True
+    """
+    if names == FEATURE_NAMES:
+        return rows
+    return rows[:, [FEATURE_INDEX[name] for name in names]]
 
 
 def code_of(value: str | None, vocabulary: tuple[str, ...]) -> int:
