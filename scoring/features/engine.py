@@ -359,7 +359,8 @@ class _CardHistory:
         if position == history_start:
             return 0.0
         hour = (ts % SECONDS_PER_DAY) // 3600
-        if position - history_start < 8:  # numpy costs more than it saves on a few
+        # measured here: 4 µs in Python and 9 µs with numpy for 7 payments, 16 and 10 for 30
+        if position - history_start < 16:
             unusual = sum(
                 hour_distance(hour, (t % SECONDS_PER_DAY) // 3600) > UNUSUAL_HOUR_DISTANCE
                 for t in self.times[history_start:position]
