@@ -14,7 +14,6 @@ import dataclasses
 import json
 import logging
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -38,6 +37,7 @@ from streams.app import LAG_INTERVAL_S, create_topics, spawn_worker
 from streams.bench import TRANSACTION_ID, _produce, _transactions, cut_string, delete_keys
 from streams.services.kafka import LocalKafka
 from streams.services.mlflow import LocalMlflow
+from streams.services.process import free_port
 from streams.services.redis import LocalRedis
 from streams.settings import Settings
 
@@ -361,12 +361,6 @@ def _features(value: bytes) -> list[float]:
     return [float(features[name]) for name in FEATURE_NAMES]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def own_services(settings: Settings, home: Path, *names: str) -> Settings:
     """``settings`` with this scenario's own ``names`` ("kafka", "redis", "mlflow"): a home of
     their own and free ports, so stopping them touches nothing else that runs. The other
@@ -617,7 +611,7 @@ async def backlog(settings: Settings, logs: Path, count: int = 1_000_000) -> Out
         _stop([worker])
         _drop_state(settings)
     differing = await asyncio.to_thread(
-        _unlike_the_replay, items, outputs.values, settings.label_delay_days
+        _unlike_the_replay, items, sample, outputs.values, settings.label_delay_days
     )
     note = (
         f"drained in {drained:.0f} s ({len(outputs.scored) / drained:,.0f} tx/s, one worker "
@@ -638,10 +632,14 @@ PARITY_SAMPLE_EVERY = 50  # the backlog's features are compared on every 50th tr
 
 
 def _unlike_the_replay(
-    items: Sequence[tuple[bytes, bytes]], scored: dict[bytes, bytes], label_delay_days: int
+    items: Sequence[tuple[bytes, bytes]],
+    sampled: set[bytes],
+    scored: dict[bytes, bytes],
+    label_delay_days: int,
 ) -> int:
-    """How many of the ``scored`` outputs (a sample) carry features other than an offline
-    replay of ``items`` in the order they were sent (a missing output counts as unlike)."""
+    """How many of the ``scored`` outputs (of the ``sampled`` ids) carry features other than
+    an offline replay of ``items`` in the order they were sent (a missing output counts as
+    unlike)."""
     engine = FeatureEngine(InMemoryFeatureStore(), label_delay_days)
     differing = 0
     for start in range(0, len(items), 20_000):
@@ -650,7 +648,6 @@ def _unlike_the_replay(
         for transaction, row in zip(chunk, rows.tolist(), strict=True):
             value = scored.get(transaction.transaction_id.encode())
             differing += value is not None and _features(value) != row
-    sampled = {_id(value) for _, value in items[::PARITY_SAMPLE_EVERY]}
     return differing + len(sampled - scored.keys())
 
 

@@ -146,6 +146,13 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     return False
 
 
+def free_port() -> int:
+    """A TCP port nothing listens on now (for a service started on a port of its own)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def _signal_group(pid: int, signum: int) -> None:
     try:
         os.killpg(pid, signum)

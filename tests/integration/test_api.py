@@ -29,8 +29,9 @@ from schemas.scored import ScoredTransaction
 from schemas.topics import LABELS, MODEL_UPDATES, SCORED, TRANSACTIONS
 from streams.api import spawn_api
 from streams.app import create_topics, make_parts
+from streams.services.process import free_port
 from streams.settings import Settings
-from tests.conftest import ROOT, Endpoints, free_port
+from tests.conftest import ROOT, Endpoints
 from tests.integration import fuzz_hooks  # noqa: F401 - recent date-times for the fuzz below
 from tests.integration.test_streaming import (
     Reader,

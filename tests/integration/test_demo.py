@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from streams.services.process import free_port
 
 # what only a library's log record (or a leaked progress spinner) would put on the terminal
 LIBRARY_NOISE = re.compile(r" INFO | WARNING | ERROR |HTTP Request|Successfully registered|\x1b")

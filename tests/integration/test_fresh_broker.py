@@ -21,8 +21,9 @@ from schemas.transaction import Transaction
 from streams.app import spawn_worker
 from streams.kafka_admin import topic_partitions
 from streams.services.kafka import LocalKafka, group_coordinator_answers
+from streams.services.process import free_port
 from streams.settings import Settings
-from tests.conftest import Endpoints, free_port
+from tests.conftest import Endpoints
 from tests.integration.test_streaming import Reader, send
 
 

@@ -17,8 +17,9 @@ from schemas.events import Severity
 from streams.challenger import ChallengerChannel
 from streams.cli import main
 from streams.demo import AFTER_SWAP, DemoPlan, LoopRun, run_loop
+from streams.services.process import free_port
 from streams.settings import Settings, to_env
-from tests.conftest import Endpoints, free_port
+from tests.conftest import Endpoints
 
 
 def loop_settings(services: Endpoints, tmp_path: Path, name: str) -> Settings:
