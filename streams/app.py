@@ -427,13 +427,12 @@ def build_app(
     if "score" in agents:
         # not a Faust stream: a task that takes the transactions in batches (streams.consumer),
         # the partitions kept in step by event time (streams.alignment) unless turned off
-        board = frontier_board(settings, parts)
-        aligned = settings.max_partition_lead > 0
+        board = frontier_board(settings, parts) if settings.max_partition_lead > 0 else None
         inbox = app.inbox(
             topic(TRANSACTIONS.name), settings.batch_size, settings.batch_within,
-            aligned_inbox(app, settings, board) if aligned else None,
+            aligned_inbox(app, settings, board) if board is not None else None,
         )  # fmt: skip
-        if isinstance(inbox, AlignedInbox):
+        if board is not None and isinstance(inbox, AlignedInbox):
 
             @app.timer(interval=FRONTIERS_EVERY_S)
             async def publish_frontiers() -> None:
