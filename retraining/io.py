@@ -119,13 +119,13 @@ def check_transactions(
     _require(frame, REQUIRED_TRANSACTION_COLUMNS, path)
     frame = frame.reset_index(drop=True)
     latest = (now or pd.Timestamp.now(tz="UTC")) + pd.Timedelta(seconds=max_future_skew_s)
-    problems = transaction_problems(frame, latest)
+    parsed = _parsed(frame)
+    problems = transaction_problems(frame, latest, parsed)
     bad = problems != ""
     valid = frame[~bad].copy()
-    for column in ("transaction_id", "card_id", "terminal_id"):
-        valid[column] = _ids(valid[column])
-    valid["event_time"] = _times(valid["event_time"])
-    valid["amount"] = pd.to_numeric(valid["amount"]).astype(float)
+    for column, values in parsed.items():  # each column parsed once, for checks and rows
+        valid[column] = values[~bad]
+    valid["amount"] = valid["amount"].astype(float)
     for column in OPTIONAL_TRANSACTION_COLUMNS:
         if column not in valid:
             valid[column] = None
@@ -133,7 +133,22 @@ def check_transactions(
     return Checked(path, len(frame), ordered.reset_index(drop=True), _rejected(frame, problems))
 
 
-def transaction_problems(frame: pd.DataFrame, latest: pd.Timestamp | None = None) -> pd.Series:
+_ID_COLUMNS = ("transaction_id", "card_id", "terminal_id")
+
+
+def _parsed(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    """The columns checks and rows read, parsed (unreadable values NaN/NaT)."""
+    parsed = {column: _ids(frame[column]) for column in _ID_COLUMNS}
+    parsed["event_time"] = _times(frame["event_time"])
+    parsed["amount"] = pd.to_numeric(frame["amount"], errors="coerce")
+    return parsed
+
+
+def transaction_problems(
+    frame: pd.DataFrame,
+    latest: pd.Timestamp | None = None,
+    parsed: dict[str, pd.Series] | None = None,
+) -> pd.Series:
     """Each row's reasons (``"; "``-joined; empty when valid); an event time after
     ``latest`` is one (a clock ahead of the skew limit). No value is repeated in a reason: a
     rejected card_id may be a card number.
@@ -147,8 +162,9 @@ def transaction_problems(frame: pd.DataFrame, latest: pd.Timestamp | None = None
      'transaction_id repeats an earlier row; card_id looks like a full card number (send a token)',
      'amount is not a number']
     """
+    parsed = parsed or _parsed(frame)
     reasons: list[pd.Series] = []
-    ids = {column: _ids(frame[column]) for column in ("transaction_id", "card_id", "terminal_id")}
+    ids = {column: parsed[column] for column in _ID_COLUMNS}
     for column, values in ids.items():
         reasons.append(_where(values == "", f"{column} is empty"))
         reasons.append(
@@ -158,7 +174,7 @@ def transaction_problems(frame: pd.DataFrame, latest: pd.Timestamp | None = None
     reasons.append(
         _where(named & ids["transaction_id"].duplicated(), "transaction_id repeats an earlier row")
     )
-    times = _times(frame["event_time"])
+    times = parsed["event_time"]
     beyond = _beyond_pandas(frame["event_time"], times)  # a valid date pandas cannot hold
     reasons.append(_where(times.isna() & ~beyond, "event_time is not an ISO 8601 time"))
     if latest is not None:
@@ -166,7 +182,7 @@ def transaction_problems(frame: pd.DataFrame, latest: pd.Timestamp | None = None
         reasons.append(_where(ahead, "event_time is in the future (beyond FRAUD_MAX_FUTURE_SKEW)"))
     pans = ids["card_id"].isin([card for card in ids["card_id"].unique() if looks_like_pan(card)])
     reasons.append(_where(pans, "card_id looks like a full card number (send a token)"))
-    amount = pd.to_numeric(frame["amount"], errors="coerce")
+    amount = parsed["amount"]
     reasons.append(_where(amount.isna() | np.isinf(amount), "amount is not a number"))
     reasons.append(_where(amount < 0, "amount is negative"))
     reasons.append(_where(amount >= MAX_AMOUNT, f"amount is {MAX_AMOUNT:.0e} or more"))
@@ -192,17 +208,17 @@ def check_labels(path: Path, transactions: pd.DataFrame, label_delay_days: float
         _where(is_fraud.isna(), "is_fraud is not true/false or 1/0"),
     ]
     if "labelled_at" in frame:
+        labelled_at = _times(frame["labelled_at"])
         given = frame["labelled_at"].notna() & (frame["labelled_at"].astype(str).str.strip() != "")
-        unreadable = given & _times(frame["labelled_at"]).isna()
-        reasons.append(_where(unreadable, "labelled_at is not an ISO 8601 time"))
+        reasons.append(_where(given & labelled_at.isna(), "labelled_at is not an ISO 8601 time"))
     problems = _joined(reasons, len(frame))
     valid = frame[problems == ""].copy()
-    valid["transaction_id"], valid["is_fraud"] = _ids(valid["transaction_id"]), is_fraud
+    valid["transaction_id"], valid["is_fraud"] = ids[problems == ""], is_fraud
     valid["is_fraud"] = valid["is_fraud"].astype(bool)
     event_time = transactions.set_index("transaction_id")["event_time"]
     assumed = valid["transaction_id"].map(event_time) + pd.Timedelta(days=label_delay_days)
     if "labelled_at" in valid:
-        valid["labelled_at"] = _times(valid["labelled_at"]).fillna(assumed)
+        valid["labelled_at"] = labelled_at[problems == ""].fillna(assumed)
     else:
         valid["labelled_at"] = assumed
     valid = valid[valid["labelled_at"].notna()]  # labels of transactions not in the file
