@@ -1,24 +1,10 @@
-"""The registry format of a fraud model: an MLflow pyfunc around ``scoring.model.TrainedModel``.
+"""Where ``FraudModel`` was before the adapters moved (``retraining.adapters.mlflow_pyfunc``).
 
-Anyone can ``mlflow.pyfunc.load_model(...).predict(frame)`` it (columns = the feature names,
-output = fraud probability); scorers unwrap it and call the estimator directly.
+Models registered until then are pickled with this module path; it stays so that they still
+load (``tests/unit/test_model_layout.py`` loads one saved by that layout). New models are
+pickled with the new path.
 """
 
-from __future__ import annotations
+from retraining.adapters.mlflow_pyfunc import FraudModel
 
-from typing import Any
-
-import numpy as np
-import pandas as pd
-from mlflow.pyfunc import PythonModel
-
-from scoring.model import TrainedModel
-
-
-class FraudModel(PythonModel):
-    def __init__(self, model: TrainedModel) -> None:
-        self.model = model
-
-    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> np.ndarray:
-        rows = model_input[list(self.model.feature_names)].to_numpy(dtype=np.float64)
-        return self.model.predict_proba(rows)
+__all__ = ["FraudModel"]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from schemas.pan import redact_pans
 from schemas.transaction import Flag, Identifier, Timestamp
 
 DeadLetterReason = Literal["invalid", "future", "too_old"]
@@ -31,6 +33,23 @@ class DeadLetter(BaseModel):
     origin_offset: int
     failed_time: AwareDatetime
     schema_version: Literal[1] = 1
+
+    @classmethod
+    def of(
+        cls,
+        value: bytes,
+        error: str,
+        topic: str,
+        partition: int,
+        offset: int,
+        failed_time: datetime,
+        reason: DeadLetterReason = "invalid",
+    ) -> DeadLetter:
+        """The dead letter of a message: huge payloads cut, card numbers masked."""
+        return cls(
+            raw=redact_pans(value[:65_536]), error=error, reason=reason, origin_topic=topic,
+            origin_partition=partition, origin_offset=offset, failed_time=failed_time,
+        )  # fmt: skip
 
 
 class LabelSource(enum.StrEnum):
@@ -106,6 +125,9 @@ class DecisionThresholds(BaseModel):
 
     review: float = Field(ge=0.0, le=1.0)
     decline: float = Field(ge=0.0, le=1.0)
+
+
+CHAMPION = "champion"  # the registry alias of the model that decides; scorers follow it
 
 
 class ModelUpdate(BaseModel):

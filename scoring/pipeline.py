@@ -18,7 +18,6 @@ import orjson
 
 from schemas.codec import DecodeError, decode
 from schemas.events import DeadLetter, DeadLetterReason
-from schemas.pan import redact_pans
 from schemas.scored import ScoredTransaction
 from schemas.transaction import Transaction
 from scoring.challenger import OnlineChallenger
@@ -297,12 +296,7 @@ class ScoringPipeline:
     def dead_letter(
         self, message: InboundMessage, error: str, reason: DeadLetterReason = INVALID
     ) -> DeadLetter:
-        return DeadLetter(
-            raw=redact_pans(message.value[:65_536]),  # huge payloads are cut, PANs masked
-            error=error,
-            reason=reason,
-            origin_topic=message.topic,
-            origin_partition=message.partition,
-            origin_offset=message.offset,
-            failed_time=self.clock(),
-        )
+        return DeadLetter.of(
+            message.value, error, message.topic, message.partition, message.offset,
+            self.clock(), reason,
+        )  # fmt: skip

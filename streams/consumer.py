@@ -21,9 +21,10 @@ import time
 from typing import Any
 
 import faust
+from faust.sensors import Monitor
 from faust.transport.conductor import Conductor
 from faust.transport.drivers import aiokafka as faust_kafka
-from faust.types import TP, Message
+from faust.types import TP, EventT, Message, StreamT
 
 FETCH_MAX_WAIT_MS = 5
 FETCH_MIN_BYTES = 64 * 1024
@@ -192,3 +193,40 @@ class App(faust.App):
         self.topics.inboxes[name] = inbox  # type: ignore[attr-defined]
         self.flow_control.manage_queue(inbox)  # type: ignore[arg-type]
         return inbox
+
+
+# --- the rest of what we rely on of Faust's internals (tests/unit/test_faust_contract.py) -
+
+
+def read_offset(consumer: Any, tp: TP) -> int | None:
+    """The last offset Faust's consumer read of ``tp`` (Faust has no public accessor)."""
+    offset = consumer._read_offset.get(tp)
+    return None if offset is None else int(offset)
+
+
+def aiokafka_producer(app: faust.App) -> Any:
+    """The ``AIOKafkaProducer`` under Faust's producer (its driver keeps it behind a private
+    accessor): ``streams.producer.BatchSender`` sends record batches on it."""
+    return app.producer._ensure_producer()
+
+
+class QuietMonitor(Monitor):
+    """Faust's monitor with its per-message bookkeeping left out: four calls a message feed
+    statistics for Faust's web views, which our workers do not serve (their metrics are
+    ours, per batch). Everything else the monitor does is kept."""
+
+    def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
+        pass
+
+    def on_stream_event_in(
+        self, tp: TP, offset: int, stream: StreamT, event: EventT
+    ) -> dict | None:
+        return None
+
+    def on_stream_event_out(
+        self, tp: TP, offset: int, stream: StreamT, event: EventT, state: dict | None = None
+    ) -> None:
+        pass
+
+    def on_message_out(self, tp: TP, offset: int, message: Message) -> None:
+        pass

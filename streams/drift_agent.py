@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retraining.drift_html import frame_of, write_drift_html
+from retraining.adapters.evidently_report import frame_of, write_drift_html
 from retraining.drift_monitor import DriftConfig, DriftMonitor, Reference, WindowResult
 from schemas.events import DriftReport, Severity
 from scoring.decision import Thresholds

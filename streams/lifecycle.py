@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from aiokafka import AIOKafkaProducer
 
-from retraining.registry import Promotion
+from retraining.registry import ModelRegistry, Promotion
 from retraining.retrain import (
     RetrainConfig,
     RetrainResult,
@@ -34,6 +34,7 @@ from scoring.challenger import OnlineChallenger
 from scoring.model import TrainedModel
 from streams.settings import Settings
 from streams.training_store import TrainingStore
+from streams.wiring import model_registry
 
 logger = logging.getLogger(__name__)
 
@@ -83,10 +84,13 @@ def request_due(settings: Settings, request: RetrainRequest) -> bool:
     return latest is not None and due(latest, drift_start(request), retrain_config(settings))
 
 
-def retrain(settings: Settings, request: RetrainRequest) -> RetrainOutcome:
+def retrain(
+    settings: Settings, request: RetrainRequest, registry: ModelRegistry | None = None
+) -> RetrainOutcome:
     """Train candidates on the store's latest mature window, register the best, let the gate
-    decide, promote if it passes. Blocking (seconds to minutes)."""
-    return _through_the_gate(settings, request, train_and_gate)
+    decide, promote if it passes (in ``registry``; the settings' MLflow unless given).
+    Blocking (seconds to minutes)."""
+    return _through_the_gate(settings, request, train_and_gate, registry)
 
 
 def challenger_through_the_gate(
@@ -122,10 +126,9 @@ def _through_the_gate(
     settings: Settings,
     request: RetrainRequest,
     candidates: Callable[[Dataset, TrainedModel | None, RetrainConfig], RetrainResult],
+    registry: ModelRegistry | None = None,
 ) -> RetrainOutcome:
-    from mlflow.tracking import MlflowClient
-
-    from retraining.registry import champion_version, load_version, log_training, record_gate
+    registry = registry or model_registry(settings)
 
     started = time.perf_counter()
     config = retrain_config(settings)
@@ -139,9 +142,9 @@ def _through_the_gate(
         dataset = store_dataset(scored, labels, window, now, config.protocol)
     except ValueError as error:
         return RetrainOutcome(request, "skipped", str(error))
-    tracking, name = settings.mlflow_tracking_uri, settings.model_name
-    champion = champion_version(MlflowClient(tracking), name)
-    champion_model = load_version(tracking, name, champion) if champion else None
+    name = settings.model_name
+    champion = registry.champion_version(name)
+    champion_model = registry.load_version(name, champion) if champion else None
     try:
         result = candidates(dataset, champion_model, config)
     except ValueError as error:  # e.g. no validation fold with a labelled fraud yet
@@ -162,8 +165,7 @@ def _through_the_gate(
         **config.options.as_params(),
         **result.dataset.fold_params(),
     }
-    registered = log_training(
-        tracking,
+    registered = registry.log_training(
         settings.mlflow_artifact_dir,
         name,
         params,
@@ -174,7 +176,7 @@ def _through_the_gate(
         report=result.dataset,
     )
     context = {"request_id": request.request_id, "champion_version": champion or "none"}
-    record_gate(tracking, name, registered.version, registered.run_id, result.gate, context)
+    registry.record_gate(name, registered.version, registered.run_id, result.gate, context)
     seconds = time.perf_counter() - started
     if not result.gate.promote:
         logger.info("version %s kept out: %s", registered.version, result.gate.reason)
@@ -190,18 +192,12 @@ def _through_the_gate(
 def promote_version(
     settings: Settings, version: str, reason: str, request: RetrainRequest | None = None
 ) -> ModelUpdate:
-    from retraining.registry import promote
-
     by = f"trainer ({request.reason.value} {request.request_id})" if request else "a person"
-    return model_update(
-        promote(settings.mlflow_tracking_uri, settings.model_name, version, reason, by)
-    )
+    return model_update(model_registry(settings).promote(settings.model_name, version, reason, by))
 
 
 def rollback_champion(settings: Settings) -> ModelUpdate:
-    from retraining.registry import rollback
-
-    return model_update(rollback(settings.mlflow_tracking_uri, settings.model_name, "a person"))
+    return model_update(model_registry(settings).rollback(settings.model_name, "a person"))
 
 
 def model_update(promotion: Promotion) -> ModelUpdate:

@@ -20,13 +20,12 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer
 
 from schemas.codec import DecodeError, decode
-from schemas.events import ModelUpdate
+from schemas.events import CHAMPION, ModelUpdate
 from scoring.model_holder import ModelHolder
 from scoring.serving import Scorer
 
 logger = logging.getLogger(__name__)
 
-CHAMPION = "champion"
 RETRY_S = 5.0  # a failed model load is tried again this often
 
 

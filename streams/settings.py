@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from scoring.event_time import EventTimeRules
 
@@ -28,6 +28,13 @@ if TYPE_CHECKING:  # training's imports (LightGBM, Optuna) load only where train
     from retraining.training import TrainingOptions
 
 PREFIX = "FRAUD_"
+
+RedisKeyspace = Literal["features", "api", "challenger", "frontiers"]
+# what each keyspace's keys start with after the topic prefix (the feature state's "fs" is
+# in every Redis written before; renaming it would orphan that state)
+REDIS_KEYSPACES: dict[str, str] = {
+    "features": "fs", "api": "api", "challenger": "challenger", "frontiers": "frontiers:",
+}  # fmt: skip
 
 
 class SettingsError(ValueError):
@@ -148,6 +155,14 @@ class Settings:
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
+
+    def redis_prefix(self, keyspace: RedisKeyspace) -> str:
+        """Where a keyspace's Redis keys start: the one place their names are made.
+
+        >>> Settings(topic_prefix="t1.").redis_prefix("features")
+        't1.fs'
+        """
+        return f"{self.topic_prefix}{REDIS_KEYSPACES[keyspace]}"
 
     @property
     def training_store_url(self) -> str:

@@ -12,23 +12,24 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import faust
 import numpy as np
 import orjson
 
-from schemas.codec import DecodeError, decode, encode
+from schemas.codec import encode
 from schemas.events import Label
 from schemas.topics import DRIFT_REPORTS, LABELS, RETRAIN_REQUESTS, SCORED
+from streams.labels_agent import by_partition, decoded_or_dead
+from streams.scorer import SendValue
 
 if TYPE_CHECKING:
-    from streams.app import WorkerParts
+    from streams.wiring import WorkerParts
 
 logger = logging.getLogger(__name__)
 
 CHALLENGER_EVERY_S = 5.0  # how often the learner publishes and the scorers pick it up
-T = TypeVar("T")
 
 
 def add_sink_agents(
@@ -37,6 +38,7 @@ def add_sink_agents(
     parts: WorkerParts,
     agents: tuple[str, ...],
     label_batch: int = 500,
+    send_dead_letter: SendValue | None = None,
 ) -> None:
     """The agents of ``agents`` that read the scored stream, on ``app``; ``topic`` makes a
     topic by its schema name."""
@@ -52,7 +54,8 @@ def add_sink_agents(
             if learn:
                 await asyncio.to_thread(parts.learner.learn_scored, parsed, times)
             if keep:
-                for origin, rows in by_partition(list(zip(events, parsed, strict=True))):
+                messages = [event.message for event in events]
+                for origin, rows in by_partition(list(zip(messages, parsed, strict=True))):
                     written = await asyncio.to_thread(parts.store.write_scored_events, rows, origin)
                     parts.metrics.training_rows.labels("scored").inc(written)
             if watch:
@@ -83,7 +86,9 @@ def add_sink_agents(
         async def challenger_labels(stream: faust.StreamT) -> None:
             batches = stream.take_events(label_batch, within=1.0)  # type: ignore[attr-defined]
             async for events in batches:
-                labels = [label for label in map(label_or_none, events) if label is not None]
+                # the labels agent sends the undecodable ones to the dead-letter topic
+                decoded = await decoded_or_dead(Label, [e.message for e in events], ignore)
+                labels = [label for label in decoded if label is not None]
                 ids = [label.transaction_id for label in labels]
                 frauds = [label.is_fraud for label in labels]
                 await asyncio.to_thread(parts.learner.learn_labels, ids, frauds)
@@ -107,25 +112,5 @@ def _event_time(event: dict) -> float:
     return datetime.fromisoformat(event["transaction"]["event_time"]).timestamp()
 
 
-def label_or_none(event: faust.EventT) -> Label | None:
-    try:
-        return decode(Label, event.message.value or b"")
-    except DecodeError as error:
-        logger.warning("ignored a malformed label: %s", error)
-        return None
-
-
-def by_partition(pairs: list[tuple[faust.EventT, T]]) -> list[tuple[str, list[T]]]:
-    """A batch's items split by partition, each part named ``topic-partition-first-last``:
-    within a partition those offsets say exactly which messages a training-store file holds,
-    so a rewrite after a crash replaces the file and never clobbers another batch's."""
-    groups: dict[tuple[str, int], list[tuple[faust.EventT, T]]] = {}
-    for event, item in pairs:
-        groups.setdefault((event.message.topic, event.message.partition), []).append((event, item))
-    return [
-        (
-            f"{topic}-{partition}-{part[0][0].message.offset}-{part[-1][0].message.offset}",
-            [i for _, i in part],
-        )
-        for (topic, partition), part in groups.items()
-    ]
+async def ignore(value: bytes) -> None:
+    """For a second reader of a topic whose first reader sends its dead letters."""

@@ -133,7 +133,7 @@ def _from_testcontainers() -> Iterator[Endpoints]:
 
 
 def _from_local_services() -> Iterator[Endpoints]:
-    from streams.services import LocalServices
+    from tooling.services import LocalServices
 
     settings = Settings.from_env(os.environ)
     local = LocalServices(settings)

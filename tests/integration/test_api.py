@@ -22,15 +22,13 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from mlflow.tracking import MlflowClient
 
-from retraining.registry import CHAMPION
 from schemas.codec import decode, encode
-from schemas.events import Label, ModelUpdate
+from schemas.events import CHAMPION, Label, ModelUpdate
 from schemas.scored import ScoredTransaction
 from schemas.topics import LABELS, MODEL_UPDATES, SCORED, TRANSACTIONS
-from streams.api import spawn_api
-from streams.app import create_topics, make_parts
-from streams.services.process import free_port
+from streams.app import create_topics
 from streams.settings import Settings
+from streams.wiring import make_parts
 from tests.conftest import ROOT, Endpoints
 from tests.integration import fuzz_hooks  # noqa: F401 - recent date-times for the fuzz below
 from tests.integration.test_streaming import (
@@ -41,6 +39,8 @@ from tests.integration.test_streaming import (
     running_worker,
     send,
 )
+from tooling.processes import spawn_api
+from tooling.services.process import free_port
 
 SECRET = "integration-secret-0001"
 KEY = {"X-API-Key": SECRET}

@@ -9,8 +9,8 @@ import time
 import pytest
 import redis
 
-from streams.bench import CpuMeter
 from tests.conftest import Endpoints
+from tooling.bench import CpuMeter
 
 
 def test_the_meter_reports_the_local_broker_and_redis_and_counts_a_fork(

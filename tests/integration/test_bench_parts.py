@@ -12,9 +12,9 @@ import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.bench import relay, state_deleted_after
 from streams.kafka_admin import ensure_topics
 from tests.conftest import Endpoints
+from tooling.bench import relay, state_deleted_after
 
 
 def test_the_relay_passes_each_message_on_to_the_same_partition_in_order(

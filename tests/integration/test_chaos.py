@@ -16,7 +16,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from streams.chaos import (
+from streams.settings import Settings
+from tests.conftest import Endpoints
+from tests.integration.test_streaming import register_two_versions
+from tooling.chaos import (
     TABLE_HEAD,
     backlog,
     bad_clocks,
@@ -26,9 +29,6 @@ from streams.chaos import (
     mlflow_outage,
     redis_outage,
 )
-from streams.settings import Settings
-from tests.conftest import Endpoints
-from tests.integration.test_streaming import register_two_versions
 
 pytestmark = pytest.mark.chaos
 

@@ -21,18 +21,18 @@ import yaml
 
 from schemas.codec import encode
 from schemas.topics import LABELS, TRANSACTIONS
-from streams.api import spawn_api
-from streams.app import AGENTS, create_topics, spawn_worker
-from streams.cli import main
-from streams.services.mlflow import LocalMlflow
-from streams.services.prometheus import promtool, running_prometheus
+from simulator.generator import Simulation, SimulationConfig, simulate
+from simulator.publish import publish
+from simulator.records import transaction_records
+from streams.app import AGENTS, create_topics
 from streams.settings import Settings, to_env
-from streams.simulator.generator import Simulation, SimulationConfig, simulate
-from streams.simulator.publish import publish
-from streams.simulator.records import transaction_records
 from tests.conftest import ROOT, Endpoints
 from tests.integration.test_api import JSON, KEY, SECRET, free_port
 from tests.integration.test_streaming import MALFORMED, isolated, register_two_versions, send
+from tooling.cli import main
+from tooling.processes import spawn_api, spawn_worker
+from tooling.services.mlflow import LocalMlflow
+from tooling.services.prometheus import promtool, running_prometheus
 
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 DASHBOARDS = sorted((ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))

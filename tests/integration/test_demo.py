@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.services.process import free_port
+from tooling.services.process import free_port
 
 # what only a library's log record (or a leaked progress spinner) would put on the terminal
 LIBRARY_NOISE = re.compile(r" INFO | WARNING | ERROR |HTTP Request|Successfully registered|\x1b")
@@ -36,7 +36,7 @@ def test_the_first_demo_on_an_empty_home_passes(tmp_path: Path) -> None:
         FRAUD_METRICS_PORT=str(free_port()),  # the sink worker takes the port after it
     )
     demo = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "demo", "--data", str(tmp_path / "data")],
+        [sys.executable, "-m", "tooling.cli", "demo", "--data", str(tmp_path / "data")],
         env=env, capture_output=True, text=True, timeout=1_100, check=False,
     )  # fmt: skip
     terminal = demo.stdout + demo.stderr

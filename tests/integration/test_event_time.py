@@ -12,7 +12,8 @@ from schemas.codec import decode
 from schemas.events import DeadLetter
 from schemas.scored import ScoredTransaction
 from schemas.topics import DEAD_LETTERS, SCORED, TRANSACTIONS
-from streams.app import create_topics, make_parts
+from streams.app import create_topics
+from streams.wiring import make_parts
 from tests.conftest import Endpoints
 from tests.integration.test_streaming import Reader, isolated, running_worker, send
 

@@ -8,8 +8,8 @@ import uuid
 import pytest
 
 from streams.kafka_admin import TopicMismatch, ensure_topics, topic_partitions
-from streams.smoke import run_smoke
 from tests.conftest import Endpoints
+from tooling.smoke import run_smoke
 
 
 def test_faust_agent_echoes_every_record_exactly_once(services: Endpoints) -> None:

@@ -8,9 +8,9 @@ import numpy as np
 import redis
 
 from retraining.dataset import replay_features
+from scoring.adapters.redis_store import RedisFeatureStore
 from scoring.features import FEATURE_NAMES
-from scoring.features.redis_store import RedisFeatureStore
-from streams.simulator.generator import SimulationConfig, simulate
+from simulator.generator import SimulationConfig, simulate
 from tests.feature_store_contract import check_feature_store_contract
 
 

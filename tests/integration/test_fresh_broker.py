@@ -18,13 +18,13 @@ from schemas.codec import decode, encode
 from schemas.scored import ScoredTransaction
 from schemas.topics import SCORED, TRANSACTIONS
 from schemas.transaction import Transaction
-from streams.app import spawn_worker
 from streams.kafka_admin import topic_partitions
-from streams.services.kafka import LocalKafka, group_coordinator_answers
-from streams.services.process import free_port
 from streams.settings import Settings
 from tests.conftest import Endpoints
 from tests.integration.test_streaming import Reader, send
+from tooling.processes import spawn_worker
+from tooling.services.kafka import LocalKafka, group_coordinator_answers
+from tooling.services.process import free_port
 
 
 def brand_new_broker_settings(services: Endpoints, home: Path) -> Settings:

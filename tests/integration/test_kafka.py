@@ -9,7 +9,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams.kafka_admin import ensure_topics, until_consuming
-from streams.services.kafka_probe import probe
+from tooling.services.kafka_probe import probe
 
 
 def test_broker_says_it_is_kafka_4(kafka_bootstrap: str) -> None:

@@ -11,18 +11,20 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from retraining.registry import load_version, version_thresholds
+from retraining.adapters.mlflow_registry import MlflowRegistry
+from retraining.registry import version_thresholds
 from schemas.codec import decode, encode
 from schemas.scored import ScoredTransaction
 from schemas.topics import SCORED, TRANSACTIONS
-from streams.app import create_topics, group_id, spawn_worker
-from streams.cli import main
+from simulator.generator import SimulationConfig, simulate
+from simulator.records import transaction_records
+from streams.app import create_topics, group_id
 from streams.kafka_admin import admin_client
 from streams.settings import Settings, to_env
-from streams.simulator.generator import SimulationConfig, simulate
-from streams.simulator.records import transaction_records
 from tests.conftest import Endpoints
 from tests.integration.test_streaming import Reader, isolated, register_two_versions, send
+from tooling.cli import main
+from tooling.processes import spawn_worker
 
 AGENTS = ("score", "model-updates")
 
@@ -95,7 +97,9 @@ def test_promote_and_rollback_reach_every_worker(
     assert restored["promotion_reason"] == "rollback from version 2"
     # each version's thresholds are in the model the scorers load, and on the version
     for version in ("1", "2"):
-        model = load_version(settings.mlflow_tracking_uri, settings.model_name, version)
+        model = MlflowRegistry(settings.mlflow_tracking_uri).load_version(
+            settings.model_name, version
+        )
         tags = client.get_model_version(settings.model_name, version).tags
         assert model.thresholds is not None
         assert version_thresholds(tags) == pytest.approx(

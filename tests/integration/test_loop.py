@@ -15,11 +15,11 @@ import redis
 
 from schemas.events import Severity
 from streams.challenger import ChallengerChannel
-from streams.cli import main
-from streams.demo import AFTER_SWAP, DemoPlan, LoopRun, run_loop
-from streams.services.process import free_port
 from streams.settings import Settings, to_env
 from tests.conftest import Endpoints
+from tooling.cli import main
+from tooling.demo import AFTER_SWAP, DemoPlan, LoopRun, run_loop
+from tooling.services.process import free_port
 
 
 def loop_settings(services: Endpoints, tmp_path: Path, name: str) -> Settings:
@@ -46,7 +46,7 @@ def test_drift_is_detected_retrained_promoted_and_scorers_swap(
 ) -> None:
     from mlflow.tracking import MlflowClient
 
-    from retraining.registry import load_scorer
+    from retraining.adapters.mlflow_registry import MlflowRegistry
 
     settings = loop_settings(services, tmp_path, "loop")
     plan = DemoPlan.default()
@@ -90,7 +90,9 @@ def test_drift_is_detected_retrained_promoted_and_scorers_swap(
     ).refresh()
     assert challenger is not None
     rows = np.random.default_rng(3).normal(size=(20, len(challenger.features)))
-    served = load_scorer(settings.mlflow_tracking_uri, settings.model_name).score(rows)
+    served = (
+        MlflowRegistry(settings.mlflow_tracking_uri).load_scorer(settings.model_name).score(rows)
+    )
     assert np.allclose(served.probabilities, challenger.score(rows), atol=1e-9)
 
 

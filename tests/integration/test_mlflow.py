@@ -9,7 +9,9 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
-from retraining.registry import CHAMPION, champion_uri, ensure_experiment
+from retraining.adapters.mlflow_registry import ensure_experiment
+from retraining.registry import champion_uri
+from schemas.events import CHAMPION
 from tests.conftest import Endpoints
 
 
@@ -33,3 +35,11 @@ def test_register_alias_champion_and_load_by_alias(services: Endpoints) -> None:
     assert client.get_model_version_by_alias(name, CHAMPION).version == version
     assert loaded.metadata.model_uuid == info.model_uuid
     np.testing.assert_array_equal(loaded.predict(features), model.predict(features))
+
+
+def test_the_mlflow_registry_keeps_the_registry_contract(services: Endpoints) -> None:
+    from retraining.adapters.mlflow_registry import MlflowRegistry
+    from tests.registry_contract import check_registry
+
+    registry = MlflowRegistry(services.mlflow_tracking_uri, experiment="fraudstream-contract")
+    check_registry(registry, services.mlflow_artifact_dir, f"contract-{uuid.uuid4().hex[:8]}")

@@ -19,9 +19,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from streams.kafka_admin import ensure_topics
-from streams.pan_scan import scan_files, scan_topics
 from streams.settings import Settings
 from tests.conftest import Endpoints
+from tooling.pan_scan import scan_files, scan_topics
 
 
 async def send_raw(bootstrap: str, topic: str, value: bytes) -> None:

@@ -13,20 +13,17 @@ import pytest
 import redis
 
 from retraining.dataset import feature_inputs
-from scoring.features import FeatureEngine, FeatureInput, redis_store
+from scoring.adapters import redis_store
+from scoring.adapters.redis_codec import parse_history
+from scoring.adapters.redis_store import RETRY_AFTER_S, RedisFeatureStore, feature_client
+from scoring.features import FeatureEngine, FeatureInput
 from scoring.features.definitions import SECONDS_PER_DAY
-from scoring.features.redis_store import (
-    RETRY_AFTER_S,
-    RedisFeatureStore,
-    feature_client,
-    parse_history,
-)
 from scoring.features.store import InMemoryFeatureStore, StateWrites
-from streams.bench import delete_keys
-from streams.chaos import own_services
-from streams.services.redis import LocalRedis
-from streams.simulator.generator import SimulationConfig, simulate
+from simulator.generator import SimulationConfig, simulate
 from tests.conftest import Endpoints
+from tooling.bench import delete_keys
+from tooling.chaos import own_services
+from tooling.services.redis import LocalRedis
 
 
 def test_set_get_and_pipelined_hash_updates(redis_url: str) -> None:

@@ -10,9 +10,9 @@ from aiokafka import AIOKafkaConsumer
 from schemas.codec import decode
 from schemas.events import Label
 from schemas.transaction import Transaction
+from simulator.generator import SimulationConfig, simulate
+from simulator.publish import publish
 from streams.kafka_admin import ensure_topics
-from streams.simulator.generator import SimulationConfig, simulate
-from streams.simulator.publish import publish
 
 
 def test_publish_sends_every_transaction_and_the_labels_known_by_the_end(

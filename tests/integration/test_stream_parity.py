@@ -21,13 +21,14 @@ from retraining.dataset import replay_features
 from schemas.codec import encode
 from schemas.topics import SCORED, TRANSACTIONS
 from scoring.features import FEATURE_NAMES
-from streams.app import create_topics, spawn_worker
-from streams.bench import delete_keys
+from simulator.generator import SimulationConfig, simulate
+from simulator.records import transaction_records
+from streams.app import create_topics
 from streams.settings import Settings
-from streams.simulator.generator import SimulationConfig, simulate
-from streams.simulator.records import transaction_records
 from tests.conftest import Endpoints
 from tests.integration.test_streaming import Reader, send
+from tooling.bench import delete_keys
+from tooling.processes import spawn_worker
 
 # the reproduction: 9,193 transactions, 2.8 % of them under-counted without alignment
 SIMULATION = SimulationConfig(seed=7, days=12, customers=400, terminals=300)

@@ -16,18 +16,18 @@ import pandas as pd
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from mlflow.tracking import MlflowClient
 
-from retraining.registry import CHAMPION
 from schemas.codec import decode, encode
-from schemas.events import DeadLetter, Label, ModelUpdate
+from schemas.events import CHAMPION, DeadLetter, Label, ModelUpdate
 from schemas.scored import ScoredTransaction
 from schemas.topics import DEAD_LETTERS, LABELS, MODEL_UPDATES, SCORED, TRANSACTIONS
 from schemas.transaction import Transaction
-from streams.app import WorkerParts, build_app, create_topics, make_parts
-from streams.chaos import register_versions
+from simulator.generator import SimulationConfig, simulate
+from simulator.records import transaction_records
+from streams.app import build_app, create_topics
 from streams.settings import Settings
-from streams.simulator.generator import SimulationConfig, simulate
-from streams.simulator.records import transaction_records
+from streams.wiring import WorkerParts, make_parts
 from tests.conftest import Endpoints
+from tooling.chaos import register_versions
 
 BASE = {"transaction_id": "m", "event_time": "2026-01-01T00:00:00Z", "card_id": "c",
         "terminal_id": "t", "amount": 5}  # fmt: skip

@@ -11,14 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from retraining.adapters.mlflow_registry import MlflowRegistry
 from retraining.dataset import replay_features
 from retraining.io import read_transactions
-from retraining.registry import load_scorer
-from streams.cli import main
-from streams.jobs import TrainReport, score_file, train
+from simulator.generator import SimulationConfig, simulate
 from streams.settings import Settings, to_env
-from streams.simulator.generator import SimulationConfig, simulate
 from tests.conftest import Endpoints
+from tooling.cli import main
+from tooling.jobs import TrainReport, score_file, train
 
 ZERO_AMOUNTS = 13  # card verifications: valid transactions, scored like any other
 
@@ -71,7 +71,7 @@ def test_train_registers_a_champion_and_score_uses_it_on_minimal_files(
     assert not scored["fallback"].any() and np.isfinite(scored["score"]).all()
     assert set(scored["decision"]) <= {"approve", "review", "decline"}
     # the file's scores are the registered model's scores on the replayed features
-    scorer = load_scorer(settings.mlflow_tracking_uri, settings.model_name)
+    scorer = MlflowRegistry(settings.mlflow_tracking_uri).load_scorer(settings.model_name)
     rows = replay_features(transactions, None, settings.label_delay_days)
     assert scorer.version == "1"
     assert scored_report.metrics["auc_roc"] > 0.7

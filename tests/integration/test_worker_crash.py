@@ -16,13 +16,14 @@ import redis
 from schemas.codec import decode, encode
 from schemas.scored import ScoredTransaction
 from schemas.topics import SCORED, TRANSACTIONS
-from scoring.features.redis_store import parse_history, unpack_rings
-from streams.app import create_topics, spawn_worker
+from scoring.adapters.redis_codec import parse_history, unpack_rings
+from simulator.generator import SimulationConfig, simulate
+from simulator.records import transaction_records
+from streams.app import create_topics
 from streams.settings import Settings
-from streams.simulator.generator import SimulationConfig, simulate
-from streams.simulator.records import transaction_records
 from tests.conftest import Endpoints
 from tests.integration.test_streaming import Reader, send
+from tooling.processes import spawn_worker
 
 
 def own_run(services: Endpoints, tmp_path: Path, name: str, partitions: int) -> Settings:

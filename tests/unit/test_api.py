@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from api import ApiConfig, ApiParts, create_app, parse_keys
+from api.idempotency import InMemoryIdempotency
 from schemas.codec import decode
 from schemas.events import Label
 from schemas.scored import ScoredTransaction
 from schemas.transaction import Transaction
-from scoring.api import ApiConfig, ApiParts, InMemoryIdempotency, build_api, parse_keys
 from scoring.decision import Thresholds
 from scoring.features import FeatureEngine, FeatureInput, InMemoryFeatureStore
 from scoring.model_holder import ModelHolder
@@ -94,7 +95,7 @@ class Harness:
             idempotency=InMemoryIdempotency(),
             checks={name: check(name) for name in self.ready},
         )
-        self.client = TestClient(build_api(ApiConfig(keys=KEYS, **config), parts))
+        self.client = TestClient(create_app(ApiConfig(keys=KEYS, **config), parts))
 
 
 def paths_answered_directly(app: Any) -> list[str]:
@@ -297,7 +298,7 @@ def test_model_ready_and_cors() -> None:
 def test_calls_in_the_same_turn_are_scored_together_one_card_per_group() -> None:
     import asyncio
 
-    from scoring.api import _Coalescer
+    from api.coalescer import Coalescer as _Coalescer
 
     groups: list[list[str]] = []
 
@@ -455,7 +456,7 @@ def test_a_browsers_failed_call_keeps_its_cors_headers_and_is_logged(
 
     harness.pipeline.engine.store.read = unreachable  # type: ignore[method-assign]
     browser = {**PREDICT_KEY, "Origin": "https://shop.example"}
-    with caplog.at_level(logging.ERROR, logger="scoring.api"):
+    with caplog.at_level(logging.ERROR, logger="api"):
         answers = [
             client.post("/predict", json=body(), headers=browser),
             client.post("/predict/batch", json={"transactions": [body()]}, headers=browser),

@@ -4,7 +4,7 @@ import os
 import subprocess
 import time
 
-from streams.bench import CpuMeter
+from tooling.bench import CpuMeter
 
 
 class _ForkCounter:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streams.bench import BenchResult
-from streams.bench_report import BEGIN, END, _table, write_between_markers
+from tooling.bench import BenchResult
+from tooling.bench_report import BEGIN, END, _table, write_between_markers
 
 
 def test_the_report_replaces_its_block_and_keeps_the_text_around_it(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
-from streams import cli
 from streams.app import AGENTS
+from tooling import cli
 
 
 def subcommands() -> dict[str, argparse.ArgumentParser]:

@@ -19,7 +19,7 @@ APPLICATION = ("scorer", "sink", "trainer", "api", "simulator")
 def test_kafka_is_healthy_only_once_it_can_coordinate_a_group() -> None:
     # the local supervisor's rule (services up): a coordinator for the probe group, and the
     # offsets topic with a leader; a broker that only answers metadata is not up yet
-    from streams.services.kafka import PROBE_GROUP
+    from tooling.services.kafka import PROBE_GROUP
 
     check = " ".join(SERVICES["kafka"]["healthcheck"]["test"])
 

@@ -12,8 +12,9 @@ import faust
 import mode.utils.loops
 import uvloop
 
-from streams.app import faust_app, schedule_full_collections
+from streams.app import faust_app
 from streams.consumer import DELIVERED, FETCH_MAX_WAIT_MS, FETCH_MIN_BYTES
+from streams.gc_tuning import schedule_full_collections
 from streams.settings import Settings
 
 
@@ -93,12 +94,14 @@ def test_the_worker_command_runs_its_app_on_uvloop(tmp_path: Path, monkeypatch: 
     # mode keeps the first loop a thread asks for, and building the app asks: a policy set
     # after that left the worker on asyncio's own loop while the comment said libuv's
     import streams.app
-    from streams import cli
+    import streams.gc_tuning
+    import streams.wiring
+    from tooling import cli
 
     served = SimpleNamespace(name="fraud-detector", version="7", fallback=False)
-    monkeypatch.setattr(streams.app, "make_parts", lambda settings: _parts_serving(served))
+    monkeypatch.setattr(streams.wiring, "make_parts", lambda settings: _parts_serving(served))
     monkeypatch.setattr(streams.app, "create_topics", _no_topics)
-    monkeypatch.setattr(streams.app, "settle_collector", lambda: None)
+    monkeypatch.setattr(streams.gc_tuning, "settle_collector", lambda: None)
     monkeypatch.setattr(cli, "_wait_for_state_and_registry", lambda settings: None)
     ran: list[type] = []
 
@@ -124,7 +127,8 @@ def test_the_worker_command_runs_its_app_on_uvloop(tmp_path: Path, monkeypatch: 
 
 def _parts_serving(served: SimpleNamespace) -> SimpleNamespace:
     # the app is built, not run: a Redis client that is never asked
-    return SimpleNamespace(models=SimpleNamespace(current=lambda: served), redis=None)
+    unused = dict.fromkeys(("pipeline", "engine", "store", "quality", "metrics", "features"))
+    return SimpleNamespace(models=SimpleNamespace(current=lambda: served), redis=None, **unused)
 
 
 async def _no_topics(settings: Settings, groups: tuple[str, ...] = ()) -> list[str]:

@@ -15,7 +15,7 @@ from retraining.io import (
     read_transactions,
 )
 from retraining.training import TrainingOptions, TrainingWindow, build_dataset, train_candidates
-from streams.simulator.generator import SimulationConfig, simulate
+from simulator.generator import SimulationConfig, simulate
 
 
 def write_minimal(tmp_path: Path, rows: list[dict]) -> Path:

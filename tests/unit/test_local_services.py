@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from streams.services import LocalServices, ServiceError
-from streams.services.kafka import java_major_version, server_properties
-from streams.services.kafka_probe import decode_api_versions_v3, encode_api_versions_v3
-from streams.services.process import ManagedProcess, ServiceStatus
 from streams.settings import Settings
+from tooling.services import LocalServices, ServiceError
+from tooling.services.kafka import java_major_version, server_properties
+from tooling.services.kafka_probe import decode_api_versions_v3, encode_api_versions_v3
+from tooling.services.process import ManagedProcess, ServiceStatus
 
 
 def test_server_properties_run_one_kraft_node_on_loopback(tmp_path: Path) -> None:

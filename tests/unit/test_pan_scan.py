@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from schemas.pan import _PAN_IN_DATA
-from streams.pan_scan import Finding, input_topic, scan_files
+from tooling.pan_scan import Finding, input_topic, scan_files
 
 
 def test_a_card_number_in_a_log_or_a_parquet_file_is_found_and_reported_masked(

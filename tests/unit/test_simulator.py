@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from streams.simulator.generator import SimulationConfig, simulate
+from simulator.generator import SimulationConfig, simulate
 
 SMALL = SimulationConfig(seed=11, days=20, customers=400, terminals=200)
 
@@ -41,7 +41,7 @@ def test_every_fraud_scenario_occurs_and_labels_come_late_or_never() -> None:
 
 
 def test_transactions_are_valid_and_in_event_time_order() -> None:
-    from streams.simulator.records import transaction_records
+    from simulator.records import transaction_records
 
     transactions = simulate(SMALL).transactions
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import struct
 
-from scoring.features.redis_store import RING_DAYS, _sum_few_rings, _sum_rings
+from scoring.adapters.redis_codec import RING_DAYS, _sum_few_rings, _sum_rings
 
 
 def ring(rng: random.Random, newest: int) -> bytes:

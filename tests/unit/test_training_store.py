@@ -8,8 +8,8 @@ from scoring.decision import Thresholds
 from scoring.features import FeatureEngine, InMemoryFeatureStore
 from scoring.pipeline import InboundMessage, ScoringPipeline
 from scoring.serving import RulesFallback
-from streams.simulator.generator import SimulationConfig, simulate
-from streams.simulator.records import transaction_records
+from simulator.generator import SimulationConfig, simulate
+from simulator.records import transaction_records
 from streams.training_store import TrainingStore
 
 NOW = datetime(2026, 1, 5, tzinfo=UTC)
