@@ -29,7 +29,7 @@ from retraining.drift import (
     numeric_drift,
     severity,
 )
-from schemas.events import DriftReport, RetrainReason, RetrainRequest, Severity
+from schemas.events import DriftEvidence, DriftReport, RetrainReason, RetrainRequest, Severity
 from scoring.decision import Thresholds
 from scoring.features.definitions import CATEGORICAL_FEATURES, FEATURE_INDEX, FEATURE_NAMES
 
@@ -195,13 +195,13 @@ class DriftMonitor:
             request_id=f"drift-{report.model_name}-{report.model_version}-"
             f"{int(report.window_end.timestamp())}",
             reason=RetrainReason.DRIFT,
-            evidence={
-                "model_version": report.model_version,
-                "window_start": report.window_start.isoformat(),
-                "window_end": report.window_end.isoformat(),
-                "drift_share": report.drift_share,
-                "drifted_features": ",".join(drifted),
-            },
+            drift=DriftEvidence(
+                model_version=report.model_version,
+                window_start=report.window_start,
+                window_end=report.window_end,
+                drift_share=report.drift_share,
+                drifted_features=tuple(drifted),
+            ),
             requested_at=report.window_end,
         )
 

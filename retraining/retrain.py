@@ -19,6 +19,7 @@ import pandas as pd
 from retraining.gate import GateDecision, promotion_gate
 from retraining.metrics import evaluate
 from retraining.protocol import Protocol
+from retraining.store_columns import FEATURE_COLUMNS
 from retraining.training import (
     CandidateResult,
     Dataset,
@@ -28,7 +29,6 @@ from retraining.training import (
     labelled_dataset,
     train_candidates,
 )
-from scoring.features import FEATURE_NAMES
 from scoring.model import TrainedModel
 
 
@@ -84,10 +84,10 @@ def store_dataset(
     with the protocol's validation folds before the training window (or a hold-out of its
     last days when the store's history is too short for a fold).
 
-    ``scored`` is ``TrainingStore.read_scored()``; its ``f_*`` columns are the features the
+    ``scored`` is ``TrainingStore.read_scored()``; its ``FEATURE_COLUMNS`` are the features the
     stream computed. A transaction is fraud if a fraud label for it arrived by ``known_at``.
     """
-    features = scored[[f"f_{name}" for name in FEATURE_NAMES]].to_numpy(dtype=np.float64)
+    features = scored[list(FEATURE_COLUMNS)].to_numpy(dtype=np.float64)
     return labelled_dataset(
         scored, features, labels, window, protocol or Protocol(), known_at=known_at,
         source=" in the training store",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from schemas.pan import redact_pans
 from schemas.transaction import Flag, Identifier, Timestamp
@@ -108,14 +108,48 @@ class RetrainReason(enum.StrEnum):
     PERFORMANCE = "performance"
 
 
+class DriftEvidence(BaseModel):
+    """What the drift agent saw: the window of a served version that drifted."""
+
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+
+    model_version: str
+    window_start: AwareDatetime
+    window_end: AwareDatetime
+    drift_share: Annotated[float, Field(ge=0.0, le=1.0)]
+    drifted_features: tuple[str, ...] = ()
+
+
 class RetrainRequest(BaseModel):
+    """Version 2 carries the drift evidence typed (``drift``); ``evidence`` keeps free-form
+    context (who asked, which schedule). A version 1 request (its drift evidence in
+    ``evidence``) is read as version 2."""
+
     model_config = ConfigDict(frozen=True)
 
     request_id: Identifier
     reason: RetrainReason
-    evidence: dict[str, str | float]
+    drift: DriftEvidence | None = None  # for reason "drift"
+    evidence: dict[str, str | float] = Field(default_factory=dict)
     requested_at: AwareDatetime
-    schema_version: Literal[1] = 1
+    schema_version: Literal[1, 2] = 2
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_version_1(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("schema_version", 2) != 1:
+            return data
+        evidence = dict(data.get("evidence") or {})
+        if data.get("reason") == RetrainReason.DRIFT.value and "model_version" in evidence:
+            features = str(evidence.pop("drifted_features", "") or "")
+            data = {**data, "drift": {
+                "model_version": str(evidence.pop("model_version")),
+                "window_start": evidence.pop("window_start"),
+                "window_end": evidence.pop("window_end"),
+                "drift_share": evidence.pop("drift_share"),
+                "drifted_features": tuple(f for f in features.split(",") if f),
+            }}  # fmt: skip
+        return {**data, "evidence": evidence, "schema_version": 2}
 
 
 class DecisionThresholds(BaseModel):

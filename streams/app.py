@@ -159,7 +159,7 @@ def build_app(
 
     if "labels" in agents:
         app.agent(topic(LABELS.name), name="labels")(labels)
-    add_sink_agents(app, topic, parts, agents, settings.batch_size, send_dead_letter)
+    add_sink_agents(app, topic, parts, agents, settings.batch_size)
     if "score" in agents:
         # not a Faust stream: a task that takes the transactions in batches (streams.consumer),
         # the partitions kept in step by event time (streams.alignment) unless turned off
@@ -204,7 +204,7 @@ def build_app(
 
             await follow_model_updates(
                 settings.kafka_bootstrap, settings.topic(MODEL_UPDATES.name),
-                settings.model_name, parts.models, served,
+                settings.model_name, parts.models, served, send_dead_letter=send_dead_letter,
             )  # fmt: skip
 
     @app.timer(interval=LAG_INTERVAL_S)

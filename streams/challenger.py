@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import redis
 
+from schemas.scored import ScoredEvent
 from scoring.challenger import LabelDelay, OnlineChallenger
 from scoring.features.definitions import FEATURE_NAMES, SECONDS_PER_DAY
 from scoring.quality import RollingQuality
@@ -43,13 +44,13 @@ class ChallengerLearner:
                 self.challenger = published
                 logger.info("the online challenger resumes at %s", published.version)
 
-    def learn_scored(self, events: Sequence[dict], event_times: np.ndarray) -> int:
+    def learn_scored(self, events: Sequence[ScoredEvent], event_times: np.ndarray) -> int:
         """Keep new examples until their truth is known; learn those whose delay passed."""
         if not events:
             return 0
-        ids = [event["transaction"]["transaction_id"] for event in events]
+        ids = [event.transaction_id for event in events]
         names = self.challenger.features
-        rows = np.array([[event["features"][name] for name in names] for event in events])
+        rows = np.array([[event.features[name] for name in names] for event in events])
         with self._lock:
             self.waiting.add(ids, event_times, rows)
             self.latest_event_time = max(self.latest_event_time, float(event_times.max()))

@@ -207,7 +207,7 @@ def read_offset(consumer: Any, tp: TP) -> int | None:
 def aiokafka_producer(app: faust.App) -> Any:
     """The ``AIOKafkaProducer`` under Faust's producer (its driver keeps it behind a private
     accessor): ``streams.producer.BatchSender`` sends record batches on it."""
-    return app.producer._ensure_producer()
+    return app.producer._ensure_producer()  # type: ignore[attr-defined]
 
 
 class QuietMonitor(Monitor):

@@ -15,6 +15,7 @@ import numpy as np
 from retraining.adapters.evidently_report import frame_of, write_drift_html
 from retraining.drift_monitor import DriftConfig, DriftMonitor, Reference, WindowResult
 from schemas.events import DriftReport, Severity
+from schemas.scored import ScoredEvent
 from scoring.decision import Thresholds
 from scoring.features.definitions import FEATURE_NAMES
 from streams.metrics import WorkerMetrics
@@ -47,25 +48,23 @@ class DriftAgent:
         self.failed: dict[str, float] = {}  # version -> when its reference failed to load
         self.last_severity: dict[str, Severity] = {}
 
-    def handle(self, parsed: list[dict], event_times: np.ndarray) -> list[WindowResult]:
+    def handle(self, parsed: list[ScoredEvent], event_times: np.ndarray) -> list[WindowResult]:
         """Scored events (parsed JSON, their event times in epoch seconds) in arrival order ->
         the windows they closed (blocking: run it in a thread)."""
         by_version: dict[str, list[int]] = {}
         for index, event in enumerate(parsed):
-            if event.get("fallback") or event.get("model_name") != self.model_name:
+            if event.fallback or event.model_name != self.model_name:
                 continue  # the rules have no reference; other models are not ours to watch
-            by_version.setdefault(str(event["model_version"]), []).append(index)
+            by_version.setdefault(event.model_version, []).append(index)
         results = []
         for version, indices in by_version.items():
             monitor = self._monitor(version)
             if monitor is None:
                 continue
             events = [parsed[i] for i in indices]
-            rows = np.array(
-                [[event["features"][name] for name in FEATURE_NAMES] for event in events]
-            )
-            probabilities = np.array([event["fraud_probability"] for event in events])
-            decisions = [event["decision"] for event in events]
+            rows = np.array([[event.features[name] for name in FEATURE_NAMES] for event in events])
+            probabilities = np.array([event.fraud_probability for event in events])
+            decisions = [event.decision for event in events]
             results += monitor.add(rows, probabilities, decisions, event_times[indices])
         for result in results:
             self._observe(result.report, result.request is not None)

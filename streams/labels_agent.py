@@ -33,6 +33,11 @@ T = TypeVar("T")
 UNREACHABLE_RETRY_S = 1.0
 
 
+async def no_dead_letters(value: bytes) -> None:
+    """For a reader whose dead letters another reader of the same topic sends (or none
+    should be sent): ``decoded_or_dead`` still logs each undecodable message."""
+
+
 async def decoded_or_dead(
     model: type[M], messages: list[KafkaMessage], send_dead_letter: SendValue
 ) -> list[M | None]:

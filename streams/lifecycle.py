@@ -74,8 +74,12 @@ def manual_request(reason: RetrainReason, evidence: dict[str, str | float]) -> R
 
 
 def drift_start(request: RetrainRequest) -> pd.Timestamp | None:
-    start = request.evidence.get("window_start")
-    return pd.Timestamp(str(start)) if request.reason == RetrainReason.DRIFT and start else None
+    drift = request.drift
+    return (
+        pd.Timestamp(drift.window_start)
+        if request.reason == RetrainReason.DRIFT and drift
+        else None
+    )
 
 
 def request_due(settings: Settings, request: RetrainRequest) -> bool:

@@ -8,6 +8,9 @@ either read from the topic or already behind the alias it loads.
 A load that fails (the registry unreachable) keeps the served model scoring and is tried
 again every ``retry_s`` until it succeeds or a newer update replaces it: an update announced
 during an MLflow outage applies when MLflow returns.
+
+An update that cannot be decoded goes to the dead-letter topic with its origin; every
+follower reads every update, so each follower sends one (same origin: one message).
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer
 
-from schemas.codec import DecodeError, decode
 from schemas.events import CHAMPION, ModelUpdate
 from scoring.model_holder import ModelHolder
 from scoring.serving import Scorer
+from streams.labels_agent import decoded_or_dead, no_dead_letters
+from streams.scorer import KafkaMessage, SendValue
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +40,7 @@ async def follow_model_updates(
     models: ModelHolder,
     on_swap: Callable[[Scorer], None] = lambda scorer: None,
     retry_s: float = RETRY_S,
+    send_dead_letter: SendValue = no_dead_letters,
 ) -> None:
     """Run until cancelled: load each champion update of ``model_name`` (off the event loop,
     so scoring goes on while it loads) and call ``on_swap`` with what is served."""
@@ -63,13 +68,23 @@ async def follow_model_updates(
                 else:
                     wanted = None
             batches = await consumer.getmany(timeout_ms=int(min(retry_s, 1.0) * 1000))
-            for message in (m for messages in batches.values() for m in messages):
-                try:
-                    update = decode(ModelUpdate, message.value or b"")
-                except DecodeError as error:
-                    logger.warning("ignored a malformed model update: %s", error)
-                    continue
-                if update.model_name == model_name and update.alias == CHAMPION:
-                    wanted, next_try = (update.version,), 0.0  # the newest update wins
+            messages = [m for part in batches.values() for m in part]
+            version = await newest_champion(messages, model_name, send_dead_letter)
+            if version is not None:
+                wanted, next_try = (version,), 0.0
     finally:
         await consumer.stop()
+
+
+async def newest_champion(
+    messages: list[KafkaMessage], model_name: str, send_dead_letter: SendValue = no_dead_letters
+) -> str | None:
+    """The version of the newest champion update of ``model_name`` among ``messages`` (in
+    the order read), None if there is none."""
+    updates = await decoded_or_dead(ModelUpdate, messages, send_dead_letter)
+    versions = [
+        update.version
+        for update in updates
+        if update is not None and update.model_name == model_name and update.alias == CHAMPION
+    ]
+    return versions[-1] if versions else None

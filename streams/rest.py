@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
 from api import ApiConfig, ApiKey, ApiParts, create_app, parse_keys
-from schemas.topics import LABELS, MODEL_UPDATES, TRANSACTIONS
+from schemas.topics import DEAD_LETTERS, LABELS, MODEL_UPDATES, TRANSACTIONS
 from scoring.adapters.redis_store import feature_client
 from scoring.features import FeatureEngine
 from scoring.model_holder import ModelHolder
@@ -102,9 +102,13 @@ def build(settings: Settings) -> FastAPI:
         kafka.producer = producer
         kafka.started.set()
         try:
+
+            async def send_dead_letter(value: bytes) -> None:
+                await producer.send_and_wait(settings.topic(DEAD_LETTERS.name), value)
+
             await follow_model_updates(
                 settings.kafka_bootstrap, settings.topic(MODEL_UPDATES.name),
-                settings.model_name, models,
+                settings.model_name, models, send_dead_letter=send_dead_letter,
             )  # fmt: skip
         finally:
             await producer.stop()

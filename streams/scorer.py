@@ -18,9 +18,9 @@ import collections
 import concurrent.futures
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from schemas.codec import encode
 from scoring.pipeline import BatchResult, InboundMessage, ScoringPipeline, utc_now
@@ -48,8 +48,8 @@ class KafkaMessage(Protocol):
 
 
 class Inbox(Protocol):
-    async def take(self) -> list[KafkaMessage]: ...
-    def acknowledge(self, batch: list[KafkaMessage]) -> None: ...
+    async def take(self) -> Sequence[KafkaMessage]: ...
+    def acknowledge(self, batch: Any) -> None: ...  # what ``take`` gave
 
 
 class BatchObserver(Protocol):
@@ -137,7 +137,7 @@ class ScoringAgent:
                 continue
 
     def store_state(
-        self, inbox: Inbox, batch: list[KafkaMessage], result: BatchResult
+        self, inbox: Inbox, batch: Sequence[KafkaMessage], result: BatchResult
     ) -> asyncio.Future[None]:
         """Store ``result``'s state in the one saver thread (so batches are stored in
         order), then acknowledge ``batch`` - promptly, even if no other batch follows."""

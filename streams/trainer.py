@@ -3,27 +3,80 @@ weekly schedule, and publishes the champion it promotes on ``model.updates``.
 
 A drift request waits until the training store holds enough labelled time after the drift
 (``streams.lifecycle.request_due``), re-checked every ``trainer_poll_seconds``; one request
-per drifted model version is acted on, however many drift agents sent one. Retrains run one
-at a time, in a thread, so the app keeps its consumer group membership meanwhile.
+per drifted model version is acted on, however many drift agents sent one. The waiting
+requests and the versions already answered are kept in the training store
+(``PendingRequests``), so a restarted trainer resumes them. Retrains run one at a time, in a
+thread, so the app keeps its consumer group membership meanwhile. A request that cannot be
+decoded goes to the dead-letter topic with its origin.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
 import logging
+from collections.abc import Callable
 from datetime import UTC
 
 import faust
+import orjson
 
-from schemas.codec import DecodeError, decode, encode
+from schemas.codec import decode, encode
 from schemas.events import RetrainReason, RetrainRequest
-from schemas.topics import MODEL_UPDATES, RETRAIN_REQUESTS
+from schemas.topics import DEAD_LETTERS, MODEL_UPDATES, RETRAIN_REQUESTS
 from streams.app import faust_app, raw_topic
+from streams.labels_agent import decoded_or_dead
 from streams.lifecycle import RetrainOutcome, manual_request, request_due, retrain
 from streams.settings import Settings
+from streams.training_store import TrainingStore
 
 logger = logging.getLogger(__name__)
+
+PENDING_FILE = "trainer-pending.json"
+
+
+class Triage(enum.StrEnum):
+    RUN = "run"  # now
+    WAIT = "wait"  # for labelled post-drift data
+    IGNORED = "ignored"  # its drifted version already has a retrain
+
+
+class PendingRequests:
+    """Drift requests waiting for labelled post-drift data, and the model versions whose drift
+    already has a retrain, kept in the training store."""
+
+    def __init__(self, store: TrainingStore) -> None:
+        self.store = store
+        data = orjson.loads(store.read_state(PENDING_FILE) or b"{}")
+        self.waiting = [decode(RetrainRequest, orjson.dumps(r)) for r in data.get("waiting", [])]
+        self.answered: set[str] = set(data.get("answered_versions", []))
+
+    def triage(self, request: RetrainRequest) -> Triage:
+        if request.reason != RetrainReason.DRIFT or request.drift is None:
+            return Triage.RUN
+        version = request.drift.model_version
+        if version in self.answered:
+            return Triage.IGNORED
+        self.answered.add(version)
+        self.waiting.append(request)
+        self._save()
+        return Triage.WAIT
+
+    def take_due(self, is_due: Callable[[RetrainRequest], bool]) -> list[RetrainRequest]:
+        """The waiting requests ``is_due`` says are due, no longer waiting."""
+        due = [request for request in self.waiting if is_due(request)]
+        if due:
+            self.waiting = [request for request in self.waiting if request not in due]
+            self._save()
+        return due
+
+    def _save(self) -> None:
+        data = {
+            "waiting": [orjson.loads(encode(request)) for request in self.waiting],
+            "answered_versions": sorted(self.answered),
+        }
+        self.store.write_state(PENDING_FILE, orjson.dumps(data, option=orjson.OPT_INDENT_2))
 
 
 def build_trainer_app(settings: Settings) -> faust.App:
@@ -35,10 +88,11 @@ def build_trainer_app(settings: Settings) -> faust.App:
     )
     topic = functools.partial(raw_topic, app, settings)
 
-    updates = topic(MODEL_UPDATES.name)
+    updates, dead_letters = topic(MODEL_UPDATES.name), topic(DEAD_LETTERS.name)
     running = asyncio.Lock()
-    pending: list[RetrainRequest] = []
-    drifted_versions: set[str] = set()  # versions whose drift already has a retrain
+    pending = PendingRequests(TrainingStore(settings.training_store_url))
+    if pending.waiting:
+        logger.info("resuming %d waiting drift request(s)", len(pending.waiting))
 
     async def run(request: RetrainRequest) -> RetrainOutcome:
         async with running:
@@ -54,24 +108,24 @@ def build_trainer_app(settings: Settings) -> faust.App:
                 )
             return outcome
 
+    async def send_dead_letter(value: bytes) -> None:
+        await dead_letters.send(value=value)
+
     async def requests(stream: faust.StreamT) -> None:
-        async for raw in stream:
-            try:
-                request = decode(RetrainRequest, raw)
-            except DecodeError as error:
-                logger.warning("ignored a malformed retrain request: %s", error)
+        async for event in stream.events():
+            (request,) = await decoded_or_dead(RetrainRequest, [event.message], send_dead_letter)
+            if request is None:
                 continue
-            if request.reason != RetrainReason.DRIFT:
+            triage = await asyncio.to_thread(pending.triage, request)
+            if triage is Triage.RUN:
                 await run(request)
-                continue
-            version = str(request.evidence.get("model_version", ""))
-            if version in drifted_versions:
-                logger.info("drift of version %s already has a retrain: %s ignored", version,
+            elif triage is Triage.IGNORED:
+                logger.info("drift of version %s already has a retrain: %s ignored",
+                            request.drift.model_version if request.drift else "?",
                             request.request_id)  # fmt: skip
-                continue
-            drifted_versions.add(version)
-            pending.append(request)
-            logger.info("drift request %s waits for labelled post-drift data", request.request_id)
+            else:
+                logger.info("drift request %s waits for labelled post-drift data",
+                            request.request_id)  # fmt: skip
 
     app.agent(topic(RETRAIN_REQUESTS.name), name="retrain-requests")(requests)
 
@@ -85,10 +139,9 @@ def build_trainer_app(settings: Settings) -> faust.App:
 
     @app.timer(interval=settings.trainer_poll_seconds)
     async def run_due_requests() -> None:
-        for request in list(pending):
-            if await asyncio.to_thread(request_due, settings, request):
-                pending.remove(request)
-                start(request)
+        is_due = functools.partial(request_due, settings)
+        for request in await asyncio.to_thread(pending.take_due, is_due):
+            start(request)
 
     @app.crontab(settings.retrain_cron, timezone=UTC)
     async def scheduled() -> None:

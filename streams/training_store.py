@@ -16,12 +16,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from retraining.store_columns import TIME_COLUMNS, scored_row
 from schemas.events import Label
 from schemas.scored import ScoredTransaction
 
 logger = logging.getLogger(__name__)
 
-SCORED_DIR, LABELS_DIR = "scored", "labels"
+SCORED_DIR, LABELS_DIR, STATE_DIR = "scored", "labels", "state"
 
 
 class TrainingStore:
@@ -34,8 +35,8 @@ class TrainingStore:
 
     def write_scored_events(self, events: Sequence[dict], origin: str) -> int:
         """Scored events as parsed from the topic's JSON (the scorer validated them)."""
-        frame = pd.DataFrame([_scored_row(event) for event in events])
-        for column in ("event_time", "ingest_time", "scored_time"):
+        frame = pd.DataFrame([scored_row(event) for event in events])
+        for column in TIME_COLUMNS:
             if column in frame:
                 frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
         return self._write(SCORED_DIR, frame, "event_time", origin)
@@ -73,6 +74,23 @@ class TrainingStore:
                 return pd.Timestamp(max(t["event_time"] for t in latest))
         return None
 
+    def read_state(self, name: str) -> bytes | None:
+        """A small state file kept beside the data (the trainer's pending requests)."""
+        path = f"{self.path}/{STATE_DIR}/{name}"
+        if not self.fs.exists(path):
+            return None
+        with self.fs.open(path, "rb") as handle:
+            return bytes(handle.read())
+
+    def write_state(self, name: str, data: bytes) -> None:
+        """Replace state file ``name`` whole: readers see the old or the new, never half."""
+        folder = f"{self.path}/{STATE_DIR}"
+        self.fs.makedirs(folder, exist_ok=True)
+        partial = f"{folder}/.{name}.partial"
+        with self.fs.open(partial, "wb") as handle:
+            handle.write(data)
+        self.fs.mv(partial, f"{folder}/{name}")
+
     def _write(self, kind: str, frame: pd.DataFrame, time_column: str, origin: str) -> int:
         """One file per date in ``frame``; ``origin`` names the batch, e.g. ``topic-3-100-599``."""
         if frame.empty:
@@ -95,19 +113,3 @@ class TrainingStore:
         # null in one file takes its type from the others
         tables = [pq.read_table(name, filesystem=self.fs) for name in files]
         return pa.concat_tables(tables, promote_options="default").to_pandas()
-
-
-def _scored_row(event: dict) -> dict[str, object]:
-    transaction = {k: v for k, v in event["transaction"].items() if k != "schema_version"}
-    return {
-        **transaction,
-        "fraud_probability": event["fraud_probability"],
-        "decision": event["decision"],
-        "reasons": ";".join(reason["code"] for reason in event["reasons"]),
-        "model_name": event["model_name"],
-        "model_version": event["model_version"],
-        "fallback": event["fallback"],
-        "ingest_time": event["ingest_time"],
-        "scored_time": event["scored_time"],
-        **{f"f_{name}": value for name, value in event["features"].items()},
-    }

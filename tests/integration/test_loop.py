@@ -63,7 +63,7 @@ def test_drift_is_detected_retrained_promoted_and_scorers_swap(
     assert severe.report_path is not None and Path(severe.report_path).stat().st_size > 0
 
     # one shift, one request, one promotion: version 1 (history) -> 2 (retrained)
-    assert [r.evidence["model_version"] for r in state.requests] == ["1"]
+    assert [r.drift.model_version for r in state.requests] == ["1"]
     assert [(u.version, u.previous_version) for _, u in state.updates] == [("2", "1")]
     client = MlflowClient(settings.mlflow_tracking_uri)
     champion = client.get_model_version_by_alias(settings.model_name, "champion")

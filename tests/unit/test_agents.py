@@ -88,3 +88,23 @@ def test_labels_of_another_version_s_scores_leave_the_quality_gauges_alone(tmp_p
 def test_by_partition_names_each_part_by_its_first_and_last_offsets() -> None:
     pairs = [(Message(b"", "t", p, o), o) for p, o in [(0, 5), (1, 6), (0, 7), (0, 9)]]
     assert by_partition(pairs) == [("t-0-5-9", [5, 7, 9]), ("t-1-6-6", [6])]
+
+
+def test_the_newest_champion_update_of_our_model_wins_and_a_bad_one_is_a_dead_letter() -> None:
+    from schemas.events import CHAMPION, ModelUpdate
+    from streams.model_updates import newest_champion
+
+    def update(name: str, version: str, alias: str = CHAMPION) -> bytes:
+        value = ModelUpdate(model_name=name, version=version, alias=alias, metrics={},
+                            updated_at=NOW)  # fmt: skip
+        return value.model_dump_json().encode()
+
+    values = [update("fd", "3"), update("other", "9"), b"{not json", update("fd", "4"),
+              update("fd", "5", alias="challenger")]  # fmt: skip
+    messages = [Message(value, "model.updates", 0, offset) for offset, value in enumerate(values)]
+    letters = Sent()
+
+    assert asyncio.run(newest_champion(messages, "fd", letters)) == "4"
+    (letter,) = [decode(DeadLetter, value) for value in letters.items]
+    assert (letter.origin_topic, letter.origin_offset) == ("model.updates", 2)
+    assert asyncio.run(newest_champion(messages[1:3], "fd")) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from schemas.scored import ScoredEvent
 from scoring.challenger import LabelDelay, OnlineChallenger
 from scoring.pipeline import shadow_scores
 from streams.challenger import ChallengerLearner
@@ -12,10 +13,12 @@ from streams.metrics import WorkerMetrics
 DAY = 86_400.0
 
 
-def events(ids: list[str], amounts: list[float]) -> list[dict]:
+def events(ids: list[str], amounts: list[float]) -> list[ScoredEvent]:
     names = ("amount", "other")
     return [
-        {"transaction": {"transaction_id": i}, "features": {names[0]: a, names[1]: 1.0}}
+        ScoredEvent(
+            {"transaction": {"transaction_id": i}, "features": {names[0]: a, names[1]: 1.0}}
+        )
         for i, a in zip(ids, amounts, strict=True)
     ]
 

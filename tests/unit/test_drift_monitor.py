@@ -57,7 +57,7 @@ def test_a_shift_is_severe_names_its_features_and_asks_once() -> None:
     )
     requests = [r.request for r in results if r.request is not None]
     assert len(requests) == 1 and requests[0].reason == RetrainReason.DRIFT
-    assert requests[0].evidence["model_version"] == "3"
+    assert requests[0].drift.model_version == "3"
     # two calm windows re-arm it: the next shift asks again
     assert all(r.request is None for r in feed(m, rng, 2_000, shift=0.0))
     again = feed(m, rng, 1_000, shift=1.0)

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from retraining.retrain import RetrainConfig, retrain_window, store_dataset, train_and_gate
+from retraining.store_columns import feature_column
 from retraining.training import TrainingOptions
 from scoring.features.definitions import FEATURE_INDEX, FEATURE_NAMES
 
@@ -21,7 +22,7 @@ def store_frames(rows_per_day: int = 200, days: int = 30, seed: int = 3):
     fraud = rng.random(n) < 0.05
     features = rng.normal(size=(n, len(FEATURE_NAMES)))
     features[:, FEATURE_INDEX["amount"]] += np.where(fraud, 3.0, 0.0)
-    scored = pd.DataFrame({f"f_{name}": features[:, i] for i, name in enumerate(FEATURE_NAMES)})
+    scored = pd.DataFrame({feature_column(n): features[:, i] for i, n in enumerate(FEATURE_NAMES)})
     scored["transaction_id"] = [f"tx-{i}" for i in range(n)]
     scored["event_time"] = times
     scored["card_id"] = [f"card-{i % 97}" for i in range(n)]

@@ -172,9 +172,7 @@ def test_a_store_that_fails_stops_the_worker_and_its_batch_is_never_acknowledged
     assert [str(error) for error in crashes] == ["state store gone"]
 
 
-def test_an_undecodable_message_is_a_dead_letter_with_its_origin_and_the_rest_score() -> (
-    None
-):
+def test_an_undecodable_message_is_a_dead_letter_with_its_origin_and_the_rest_score() -> None:
     batch = messages(RECORDS[:3])
     batch.insert(1, Message(b'{"card_id": "x"', "transactions", 2, 77))
     inbox = Inbox([batch])

@@ -83,3 +83,15 @@ def test_a_batch_without_the_optional_fields_reads_together_with_one_that_has_th
     for s in scored[10:]:
         assert by_id.loc[s.transaction.transaction_id, "country"] == s.transaction.country
         assert by_id.loc[s.transaction.transaction_id, "customer_id"] == s.transaction.customer_id
+
+
+def test_a_stored_scored_row_has_exactly_the_declared_columns(tmp_path: Path) -> None:
+    from retraining.store_columns import FEATURE_COLUMNS, SCORE_COLUMNS
+    from schemas.transaction import Transaction
+
+    store = TrainingStore(str(tmp_path))
+    store.write_scored(scored_batch(5), "transactions.scored-0-0-4")
+    transaction_fields = [f for f in Transaction.model_fields if f != "schema_version"]
+
+    columns = set(store.read_scored().columns)
+    assert columns == {*transaction_fields, *SCORE_COLUMNS, *FEATURE_COLUMNS}
