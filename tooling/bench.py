@@ -29,6 +29,7 @@ import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas.codec import encode
+from schemas.events import CHAMPION
 from schemas.topics import SCORED, TRANSACTIONS
 from simulator.generator import SimulationConfig, simulate
 from simulator.records import transaction_records
@@ -738,22 +739,24 @@ def step_costs(settings: Settings, count: int = 10_000, batch: int = 500) -> lis
 
     from schemas.codec import decode
     from schemas.transaction import Transaction
-    from scoring.adapters.redis_store import RedisFeatureStore
-    from scoring.decision import Thresholds
     from scoring.features import FeatureEngine, FeatureInput
-    from scoring.pipeline import InboundMessage, ScoringPipeline, utc_now
+    from scoring.pipeline import InboundMessage, utc_now
+    from streams.wiring import feature_store, scoring_pipeline
     from tooling.jobs import load_scorer_or_fallback
 
     values = [value for _, value in _transactions(count)]
     client = redis.Redis.from_url(settings.redis_url)
-    prefixes = [f"bench-steps-{uuid.uuid4().hex[:8]}" for _ in range(2)]
-    engine = FeatureEngine(RedisFeatureStore(client, prefix=prefixes[0]), settings.label_delay_days)
-    scorer = load_scorer_or_fallback(settings, f"{settings.model_name}@champion")
-    pipeline = ScoringPipeline(
-        FeatureEngine(RedisFeatureStore(client, prefix=prefixes[1]), settings.label_delay_days),
+    # two key spaces of their own: the features alone, then the whole path
+    spaces = [
+        dataclasses.replace(settings, topic_prefix=f"bench-steps-{uuid.uuid4().hex[:8]}.")
+        for _ in range(2)
+    ]
+    engine = FeatureEngine(feature_store(spaces[0], client), settings.label_delay_days)
+    scorer = load_scorer_or_fallback(settings, f"{settings.model_name}@{CHAMPION}")
+    pipeline = scoring_pipeline(
+        spaces[1], FeatureEngine(feature_store(spaces[1], client), settings.label_delay_days),
         lambda: scorer,
-        Thresholds(settings.review_threshold, settings.decline_threshold),
-    )
+    )  # fmt: skip
     spent: dict[str, float] = {}
 
     @contextlib.contextmanager
@@ -784,8 +787,8 @@ def step_costs(settings: Settings, count: int = 10_000, batch: int = 500) -> lis
             with timed("whole path: encode outputs"):
                 result.encoded()
     finally:
-        for prefix in prefixes:
-            delete_keys(client, f"{prefix}:*")
+        for space in spaces:
+            delete_keys(client, f"{space.redis_prefix('features')}:*")
         client.close()
     return [BenchResult(step, seconds / count * 1e6, "µs/tx") for step, seconds in spent.items()]
 

@@ -17,11 +17,11 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from schemas.codec import encode
-from scoring.adapters.redis_store import RedisFeatureStore
 from scoring.features import FeatureEngine, FeatureInput
 from simulator.generator import SimulationConfig, simulate
 from simulator.records import transaction_records
 from streams.settings import Settings
+from streams.wiring import feature_store
 from tooling.bench import BenchResult, CpuMeter, delete_keys, latency_rows
 from tooling.processes import spawn_api, start_http_service
 
@@ -68,9 +68,9 @@ async def run_rest_bench(settings: Settings, seconds: float, rate: float) -> lis
         topic_prefix=f"bench{os.getpid()}.", app_id=f"fraudstream-bench-api-{os.getpid()}",
     )  # fmt: skip
     client = redis.Redis.from_url(settings.redis_url)
-    state = f"{api_settings.topic_prefix}fs"
+    state = api_settings.redis_prefix("features")
     try:
-        bodies = _with_history(client, state, settings.label_delay_days)
+        bodies = _with_history(client, api_settings, settings.label_delay_days)
         api = spawn_api(api_settings, settings.home / "bench-api.log")
         try:
             requests = [_request("/predict", body, BENCH_KEY) for body in bodies]
@@ -97,15 +97,15 @@ async def run_rest_bench(settings: Settings, seconds: float, rate: float) -> lis
     return results + floor_meter.brief(f"at {at} (floor run)", "trivial endpoint")
 
 
-def _with_history(client: redis.Redis, prefix: str, label_delay_days: int) -> list[bytes]:
+def _with_history(client: redis.Redis, settings: Settings, label_delay_days: int) -> list[bytes]:
     """``REQUESTS`` transaction bodies whose cards and terminals have ``HISTORY_DAYS`` of
-    state in Redis under ``prefix`` (as the stream would have stored it): a /predict reads
+    state in Redis for ``settings`` (as the stream would have stored it): a /predict reads
     and computes what it would in production, not an empty history."""
     days = HISTORY_DAYS + REQUESTS // 3_000 + 1
     simulation = simulate(SimulationConfig(seed=99, days=days, customers=2_000, terminals=1_000))
     records = transaction_records(simulation.transactions)
     split = len(records) - REQUESTS
-    engine = FeatureEngine(RedisFeatureStore(client, prefix=prefix), label_delay_days)
+    engine = FeatureEngine(feature_store(settings, client), label_delay_days)
     for start in range(0, split, 1_000):
         engine.process([FeatureInput.of(t) for t in records[start : min(start + 1_000, split)]])
     return [encode(record) for record in records[split:]]

@@ -482,7 +482,7 @@ def _without_state(settings: Settings, ids: set[bytes]) -> int:
     """How many of ``ids`` have no score mark in Redis (the mark is written with the card's
     history and the terminal's count, in one atomic step)."""
     client = redis.Redis.from_url(settings.redis_url)
-    prefix = f"{settings.topic_prefix}fs:mark:tx:"
+    prefix = f"{settings.redis_prefix('features')}:mark:tx:"
     ordered = sorted(ids)
     missing = 0
     for start in range(0, len(ordered), 5_000):

@@ -30,12 +30,12 @@ from sklearn.metrics import average_precision_score
 
 from retraining.metrics import per_card_day
 from schemas.events import Severity
-from scoring.adapters.redis_store import RedisFeatureStore
 from simulator.generator import SimulationConfig, simulate
 from simulator.publish import publish
 from streams.app import create_topics, group_id
 from streams.kafka_admin import until_consuming
 from streams.settings import Settings, to_env
+from streams.wiring import feature_store
 from tooling.loop import LoopState, LoopWatcher
 from tooling.processes import spawn_worker
 
@@ -162,7 +162,7 @@ def run_loop(
                                          group_id(settings, SINK_AGENTS))))  # fmt: skip
     client = redis.Redis.from_url(settings.redis_url)
     # the replay that warms the stream's state must not go on without Redis
-    online = RedisFeatureStore(client, prefix=f"{settings.topic_prefix}fs", degrade=False)
+    online = feature_store(settings, client, degrade=False)
     report = train(
         settings, data / "transactions.parquet", data / "labels.parquet", {}, store=online
     )

@@ -76,7 +76,7 @@ def test_predict_gives_the_streams_score_and_follows_model_updates(
         ):
             await send(settings, TRANSACTIONS.name, history)
             await scored.read(len(history))
-            marks = f"{settings.topic_prefix}fs:mark:tx:*"
+            marks = f"{settings.redis_prefix('features')}:mark:tx:*"
             while len(list(store.scan_iter(marks, count=1000))) < len(history):
                 await asyncio.sleep(0.05)  # the last batch's state is stored after its output
             answer = (await client.post("/predict", content=probe[1], headers=JSON)).json()

@@ -74,7 +74,7 @@ def test_kill_9_mid_stream_loses_nothing_and_counts_nothing_twice(
 
     assert set(scored_ids) == {r.transaction_id for r in records}, log.read_text()[-3000:]
     client = redis.Redis.from_url(settings.redis_url)
-    prefix = f"{settings.topic_prefix}fs"
+    prefix = settings.redis_prefix("features")
     marks = list(client.scan_iter(f"{prefix}:mark:tx:*", count=1_000))
     rings = [client.get(key) for key in client.scan_iter(f"{prefix}:terminal:*", count=1_000)]
     terminal_total = int(unpack_rings(rings)[:, 0].sum())
@@ -101,7 +101,7 @@ def test_a_scorer_that_fails_stops_its_worker_and_its_batch_is_scored_after_a_re
     client = redis.Redis.from_url(settings.redis_url)
     # another program wrote a key of ours: a card history that is not the store's JSON
     # fails the batch's read; a terminal's counters that are a hash fail its write
-    prefix = f"{settings.topic_prefix}fs"
+    prefix = settings.redis_prefix("features")
     if broken == "card":
         key = f"{prefix}:history:{alone.card_id}"
         client.set(key, "not a card history")

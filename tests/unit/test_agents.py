@@ -108,3 +108,56 @@ def test_the_newest_champion_update_of_our_model_wins_and_a_bad_one_is_a_dead_le
     (letter,) = [decode(DeadLetter, value) for value in letters.items]
     assert (letter.origin_topic, letter.origin_offset) == ("model.updates", 2)
     assert asyncio.run(newest_champion(messages[1:3], "fd")) is None
+
+
+def test_scored_sinks_feed_the_store_by_partition_the_learner_and_the_drift_agent(
+    tmp_path: Path,
+) -> None:
+    import numpy as np
+    import orjson
+
+    from retraining.drift_monitor import DriftConfig, Reference
+    from schemas.events import DriftReport
+    from scoring.features import FEATURE_NAMES
+    from streams.challenger import ChallengerLearner
+    from streams.drift_agent import DriftAgent
+    from streams.sink_agents import ScoredSinks
+
+    class NoHtml(DriftAgent):
+        def wants_html(self, result: object) -> bool:
+            return False  # the Evidently report is the drift agent's own test's business
+
+    pipeline = ScoringPipeline(
+        FeatureEngine(InMemoryFeatureStore()), RulesFallback, Thresholds(0.3, 0.9), lambda: NOW
+    )
+    inbound = [InboundMessage(r.model_dump_json().encode(), "transactions", 0, i, NOW)
+               for i, r in enumerate(RECORDS)]  # fmt: skip
+    values = []
+    for _, value in pipeline.score_batch(inbound).encoded():  # as a model "fd" version 1 scored
+        event = {**orjson.loads(value), "fallback": False, "model_name": "fd", "model_version": "1"}
+        values.append(orjson.dumps(event))
+    messages = [Message(v, "transactions.scored", i % 2, 100 + i) for i, v in enumerate(values)]
+    reference = Reference(np.zeros((200, len(FEATURE_NAMES))), np.zeros(200))
+    metrics, reports, requests = WorkerMetrics(), Sent(), Sent()
+    windows_of_15 = DriftConfig(window_events=15, min_events=15)
+    drift = NoHtml(
+        "fd", lambda version: reference, Thresholds(0.3, 0.9), windows_of_15, tmp_path, metrics
+    )
+    learner = ChallengerLearner(delay_days=1, metrics=metrics, threshold=0.3)
+
+    async def send_report(key: bytes, value: bytes) -> None:
+        await reports((key, value))
+
+    sinks = ScoredSinks(metrics, send_report, requests, learner=learner,
+                        store=TrainingStore(str(tmp_path / "store")), drift=drift)  # fmt: skip
+    asyncio.run(sinks.handle(messages))
+
+    files = sorted(p.name for p in (tmp_path / "store" / "scored").rglob("*.parquet"))
+    assert set(files) == {"transactions.scored-0-100-118.parquet",
+                          "transactions.scored-1-101-119.parquet"}  # fmt: skip
+    assert metrics.training_rows.labels("scored")._value.get() == 20
+    assert len(learner.waiting) == 20
+    windows = [decode(DriftReport, value) for _, value in reports.items]
+    assert [
+        (key, w.model_version, w.events) for (key, _), w in zip(reports.items, windows, strict=True)
+    ] == [(b"1", "1", 15)]

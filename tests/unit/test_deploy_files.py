@@ -96,3 +96,16 @@ def test_dashboards_use_the_provisioned_datasource_and_every_panel_has_a_query()
                 continue
             assert panel["datasource"]["uid"] in uids, panel["title"]
             assert panel["targets"] and all(t["expr"].strip() for t in panel["targets"])
+
+
+def test_the_image_holds_every_package_the_project_ships() -> None:
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    shipped = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    dockerfile = (ROOT / "deploy" / "docker" / "Dockerfile").read_text()
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", dockerfile, re.M))
+
+    assert shipped == copied
+    assert all((ROOT / package / "__init__.py").exists() for package in shipped)
