@@ -97,3 +97,45 @@ def test_prometheus_in_the_stack_scrapes_what_the_processes_serve() -> None:
     assert jobs["fraudstream-api"]["static_configs"][0]["targets"] == [f"api:{defaults.api_port}"]
     mounts = SERVICES["grafana"]["volumes"]
     assert "./deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro" in mounts
+
+
+# Where each stateful image writes unless told otherwise, from its documented configuration:
+# apache/kafka (docker/examples, server.properties: log.dirs=/tmp/kraft-combined-logs),
+# redis (the image's WORKDIR /data, where `dir ./` puts the AOF), postgres (PGDATA),
+# prom/prometheus (--storage.tsdb.path; its CMD sets /prometheus, which a `command:` replaces),
+# grafana/grafana (GF_PATHS_DATA).
+WRITES_BY_DEFAULT = {
+    "kafka": ("KAFKA_LOG_DIRS", "/tmp/kraft-combined-logs"),
+    "redis": (None, "/data"),
+    "postgres": ("PGDATA", "/var/lib/postgresql/data"),
+    "prometheus": ("--storage.tsdb.path", "data/"),
+    "grafana": ("GF_PATHS_DATA", "/var/lib/grafana"),
+}
+
+
+def data_dir(name: str) -> str:
+    setting, default = WRITES_BY_DEFAULT[name]
+    service = SERVICES[name]
+    if setting is None:
+        return default
+    if setting.startswith("--"):
+        given = [a.split("=", 1)[1] for a in service.get("command", []) if a.startswith(setting)]
+        return given[0] if given else default
+    return str((service.get("environment") or {}).get(setting, default))
+
+
+def test_every_stateful_service_writes_where_a_named_volume_is_mounted() -> None:
+    named = set(COMPOSE["volumes"])
+    for name in WRITES_BY_DEFAULT:
+        mounts = {
+            target: source
+            for source, target, *_ in (v.split(":") for v in SERVICES[name]["volumes"])
+        }
+        path = data_dir(name)
+        holding = [t for t in mounts if path == t or path.startswith(t.rstrip("/") + "/")]
+        assert holding, f"{name} writes to {path}, which no volume holds"
+        assert mounts[holding[0]] in named, f"{name}: {holding[0]} is not a named volume"
+
+
+def test_the_compose_broker_creates_no_topic_by_itself() -> None:
+    assert SERVICES["kafka"]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
