@@ -1,10 +1,36 @@
 """API keys: who may call, and what each may do."""
 
 import dataclasses
+import re
 
 PREDICT, LABELS = "predict", "labels"  # what a key may do
 SCOPES = frozenset({PREDICT, LABELS})
 API_KEY_HEADER = "X-API-Key"
+MIN_LENGTH, MIN_DISTINCT = 16, 10
+SECRET_CHARACTERS = re.compile(r"[A-Za-z0-9._~+/=-]+")  # hex, base64 and URL-safe tokens
+
+
+def weak(secret: str) -> str | None:
+    """What makes ``secret`` unfit for a key (None: fit). A generated token passes; a shell
+    command that was never run (``$(openssl rand -hex 16)`` copied literally from a
+    template), a word or a repeated character does not.
+
+    >>> weak("3f9c2a7d41e08b6c5a9d2e7f10b4c8a6") is None
+    True
+    >>> weak("$(openssl rand -hex 16)")
+    'holds characters a generated key has not (such as $, spaces or brackets): generate one'
+    >>> weak("aaaaaaaaaaaaaaaaaaaa")
+    'has fewer than 10 distinct characters: generate one'
+    """
+    if len(secret) < MIN_LENGTH:
+        return f"is shorter than {MIN_LENGTH} characters"
+    if not SECRET_CHARACTERS.fullmatch(secret):
+        return (
+            "holds characters a generated key has not (such as $, spaces or brackets): generate one"
+        )
+    if len(set(secret)) < MIN_DISTINCT:
+        return f"has fewer than {MIN_DISTINCT} distinct characters: generate one"
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +57,7 @@ def parse_keys(text: str) -> dict[str, ApiKey]:
         scopes = frozenset(parts[2].split("+")) if len(parts) == 3 else SCOPES
         if unknown := scopes - SCOPES:
             raise ValueError(f"unknown API key scope(s) {sorted(unknown)} for {parts[0]!r}")
-        if len(parts[1]) < 16:
-            raise ValueError(f"the API key of {parts[0]!r} is shorter than 16 characters")
+        if problem := weak(parts[1]):
+            raise ValueError(f"the API key of {parts[0]!r} {problem}")
         keys[parts[1]] = ApiKey(parts[0], parts[1], scopes)
     return keys

@@ -41,7 +41,7 @@ def api_keys(settings: Settings) -> dict[str, ApiKey]:
         raise SettingsError(f"FRAUD_API_KEYS / FRAUD_API_KEYS_FILE: {error}") from None
     if not keys:
         raise SettingsError(
-            "the API needs at least one key: set FRAUD_API_KEYS=name:secret (16+ characters) "
+            "the API needs at least one key: set FRAUD_API_KEYS=name:$(openssl rand -hex 16) "
             "or FRAUD_API_KEYS_FILE"
         )
     return keys

@@ -471,3 +471,29 @@ def test_a_browsers_failed_call_keeps_its_cors_headers_and_is_logged(
         "POST /predict failed",
         "POST /predict/batch failed",
     ]
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ("ops:$(openssl rand -hex 16)", "holds characters a generated key has not"),
+        ("ops:short-key", "is shorter than 16 characters"),
+        ("ops:0000000000000000000000", "has fewer than 10 distinct characters"),
+    ],
+)
+def test_a_key_that_is_not_a_generated_token_is_refused_by_name(entry: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=rf"the API key of 'ops' {problem}"):
+        parse_keys(entry)
+
+
+def test_the_env_template_s_key_command_makes_a_key_the_api_accepts() -> None:
+    import re
+    import secrets
+    from pathlib import Path
+
+    template = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
+    assert "openssl rand -hex 16" in template  # as in the template: 16 random bytes, in hex
+    generated = f"ops:{secrets.token_hex(16)}"
+    assert next(iter(parse_keys(generated).values())).name == "ops"
+    assert re.search(r'^#\s+echo "FRAUD_API_KEYS=ops:\$\(openssl rand -hex 16\)" >> \.env$',
+                     template, re.M)  # fmt: skip
