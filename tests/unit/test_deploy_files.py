@@ -109,3 +109,25 @@ def test_the_image_holds_every_package_the_project_ships() -> None:
 
     assert shipped == copied
     assert all((ROOT / package / "__init__.py").exists() for package in shipped)
+
+
+def test_every_alert_links_a_runbook_section_and_has_a_promtool_test() -> None:
+    import re
+
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
+    tests = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts_test.yml").read_text())
+    runbook = (ROOT / "docs" / "RUNBOOK.md").read_text()
+    anchors = {h.lower() for h in re.findall(r"^## (\w+)$", runbook, re.M)}
+    alerts = [r for group in rules["groups"] for r in group["rules"] if "alert" in r]
+    fired = {
+        case["alertname"]
+        for test in tests["tests"]
+        for case in test.get("alert_rule_test", [])
+        if case.get("exp_alerts")
+    }
+
+    for alert in alerts:
+        name = alert["alert"]
+        assert alert["annotations"]["runbook_url"] == f"docs/RUNBOOK.md#{name.lower()}", name
+        assert name.lower() in anchors, f"docs/RUNBOOK.md has no section {name}"
+        assert name in fired, f"no promtool test makes {name} fire"
