@@ -87,6 +87,7 @@ class Settings:
     api_max_batch: int = 100
     api_rate_per_key: float = 5_000.0  # requests a second per key
     api_cors_origins: str = ""  # comma-separated; empty: no cross-origin calls
+    log_format: str = "text"  # text (a line a record) or json (an object a record)
     api_access_log: bool = True  # one line per request: method, path, status (never a body)
 
     max_future_skew: float = 300.0  # seconds an event time may be ahead of its ingest time
@@ -212,6 +213,10 @@ class Settings:
     @property
     def mlflow_server_uri(self) -> str:
         return f"http://127.0.0.1:{self.mlflow_port}"
+
+    def __post_init__(self) -> None:
+        if self.log_format not in ("text", "json"):
+            raise SettingsError(f"FRAUD_LOG_FORMAT must be text or json, got {self.log_format!r}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

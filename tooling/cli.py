@@ -13,21 +13,23 @@ from typing import Any
 
 import pandas as pd
 
+from streams.logs import configure_logging
 from streams.settings import Settings, SettingsError
 
 logger = logging.getLogger("fraudstream")
 # the fault-injection scenarios of `fraudstream chaos`, in the order they run
 SCENARIOS = ("kill", "broker", "redis", "mlflow", "hostile", "clocks", "backlog")
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format=LOG_FORMAT,
-    )
+    try:
+        settings = Settings.from_env(os.environ)
+    except SettingsError as error:
+        print(f"fraudstream: {error}", file=sys.stderr)  # noqa: T201
+        return 2
+    configure_logging(logging.DEBUG if args.verbose else logging.INFO, settings.log_format)
     if not args.verbose:
         for chatty in ("faust", "mode", "aiokafka", "alembic"):
             logging.getLogger(chatty).setLevel(logging.WARNING)
@@ -37,7 +39,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("mlflow").setLevel(logging.ERROR)
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
     try:
-        settings = Settings.from_env(os.environ)
         return int(args.handler(settings, args))
     except (SettingsError, RuntimeError, ValueError) as error:
         # ServiceError, TopicMismatch and friends say what to do; a traceback would hide it
@@ -735,15 +736,10 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _log_to_file(path: Path) -> None:
+def _log_to_file(path: Path, settings: Settings) -> None:
     """Send every log record of this process to ``path`` instead of the terminal."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    root = logging.getLogger()
-    for previous in list(root.handlers):
-        root.removeHandler(previous)
-    root.addHandler(handler)
+    configure_logging(logging.getLogger().level, settings.log_format, file=str(path))
 
 
 def _say_metrics(per_candidate: dict[str, dict[str, float]]) -> None:
@@ -791,7 +787,7 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     run = new_run()
     log_file = run_dir(settings, run) / "logs" / "demo.log"
     if not args.verbose:  # the terminal shows the demo's own lines; the libraries' go here
-        _log_to_file(log_file)
+        _log_to_file(log_file, settings)
     _say(f"fraudstream demo: the whole loop on real Kafka, Redis and MLflow; log: {log_file}")
     services = LocalServices(settings)
     try:
