@@ -50,7 +50,10 @@ class ModelHolder:
             self.outdated = False
             previous, self._current = self._current, scorer
             self.since = datetime.now(UTC)
-            logger.info("serving %s (was %s)", _label(scorer), _label(previous))
+            logger.info(
+                "serving %s (was %s)", _label(scorer), _label(previous),
+                extra={"model_name": scorer.name, "model_version": scorer.version},
+            )  # fmt: skip
             return scorer
 
     def _save(self, scorer: Scorer) -> None:

@@ -49,7 +49,9 @@ async def decoded_or_dead(
         except DecodeError as error:
             logger.warning(
                 "dead letter %s[%s]@%s: %s", message.topic, message.partition, message.offset,
-                error,
+                error, extra={"origin_topic": message.topic,
+                              "origin_partition": message.partition,
+                              "origin_offset": message.offset},
             )  # fmt: skip
             letter = DeadLetter.of(
                 message.value or b"", str(error), message.topic, message.partition,

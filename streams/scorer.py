@@ -110,7 +110,12 @@ class ScoringAgent:
         await hand_over(self.hand_over_turns)
         for letter in result.dead_letters:
             where = f"{letter.origin_partition}]@{letter.origin_offset}"
-            logger.warning("dead letter %s[%s: %s", letter.origin_topic, where, letter.error)
+            logger.warning(
+                "dead letter %s[%s: %s", letter.origin_topic, where, letter.error,
+                extra={"origin_topic": letter.origin_topic, "reason": letter.reason,
+                       "origin_partition": letter.origin_partition,
+                       "origin_offset": letter.origin_offset},
+            )  # fmt: skip
             await self.send_dead_letter(encode(letter))
         self.observer.observe_batch(result, utc_now())  # its outputs are out
         while len(self.storing) >= self.max_unsaved:

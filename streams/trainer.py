@@ -101,6 +101,7 @@ def build_trainer_app(settings: Settings) -> faust.App:
             logger.warning(
                 "retrain %s: %s, version %s, %s (%.0fs)", request.request_id, outcome.status,
                 outcome.version, outcome.reason, outcome.seconds,
+                extra={"request_id": request.request_id, "model_version": outcome.version},
             )  # fmt: skip
             if outcome.update is not None:
                 await updates.send(

@@ -158,13 +158,12 @@ def test_a_store_that_fails_stops_the_worker_and_its_batch_is_never_acknowledged
     failing = FailingSave(
         FeatureEngine(InMemoryFeatureStore()), RulesFallback, Thresholds(0.3, 0.9), lambda: NOW
     )
-    inbox = Inbox([messages(RECORDS[:5]), messages(RECORDS[5:10], 5)])
+    inbox = Inbox([messages(RECORDS[:5])])
     scorer, _, _, _, crashes = agent(failing)
 
     async def run() -> None:
         await scorer.score_one(inbox)
-        await turns()
-        await scorer.score_one(inbox)
+        await scorer.stored_oldest()  # what the scorer waits on before it reuses the room
 
     with pytest.raises(ConnectionError, match="state store gone"):
         asyncio.run(run())
