@@ -1,6 +1,13 @@
 """The API's Prometheus metrics."""
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    ProcessCollector,
+)
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 CLIENT_CLOSED = 499  # the status metrics give a call whose caller left before its body came
@@ -9,6 +16,8 @@ CLIENT_CLOSED = 499  # the status metrics give a call whose caller left before i
 class ApiMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        ProcessCollector(registry=registry)  # CPU, memory, open files
+        GCCollector(registry=registry)
         self.requests = Counter(
             "fraudstream_api_requests", "REST requests", ["route", "status"], registry=registry
         )

@@ -24,6 +24,7 @@ class ApiConfig:
     rate_per_key: float = 5_000.0  # requests a second, with a burst of one second's worth
     cors_origins: tuple[str, ...] = ()
     idempotency_ttl_seconds: int = 24 * 3600
+    ready_on_fallback: bool = False  # /ready says ready while the rules fallback decides
 
 
 @dataclasses.dataclass

@@ -29,6 +29,7 @@ from scoring.serving import Scorer
 from streams.alignment import AlignedInbox, FrontierBoard
 from streams.consumer import App, QuietMonitor, read_offset
 from streams.gc_tuning import freeze_loaded_objects
+from streams.health import HEARTBEAT_EVERY_S
 from streams.kafka_admin import ensure_topics, group_coordinator_ready
 from streams.labels_agent import LabelsAgent
 from streams.model_updates import follow_model_updates
@@ -154,8 +155,16 @@ def build_app(
         await scorer.settled()
         parts.engine.store.forget()
 
+    async def joined(sender: object, /, *args: object, signal: object, **kwargs: object) -> None:
+        parts.health.joined()  # a member of its group (with or without partitions)
+
+    @app.timer(interval=HEARTBEAT_EVERY_S)
+    async def heartbeat() -> None:
+        parts.health.beat()  # stops when the loop is stuck: /health turns 503
+
     app.on_partitions_revoked.connect(forget_cached_cards)
     app.on_partitions_assigned.connect(forget_cached_cards)
+    app.on_partitions_assigned.connect(joined)
 
     if "labels" in agents:
         app.agent(topic(LABELS.name), name="labels")(labels)
@@ -201,6 +210,7 @@ def build_app(
         async def model_updates() -> None:
             def served(scorer: Scorer) -> None:
                 parts.metrics.serving(scorer.name, scorer.version)
+                parts.health.serving(scorer.fallback)
 
             await follow_model_updates(
                 settings.kafka_bootstrap, settings.topic(MODEL_UPDATES.name),

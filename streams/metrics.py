@@ -9,7 +9,14 @@ from datetime import datetime
 from typing import get_args
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    ProcessCollector,
+)
 from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
@@ -26,6 +33,8 @@ class WorkerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)  # CPU, memory, open files: fresh registries have none
+        GCCollector(registry=r)
         self.scored = Counter("fraudstream_scored", "Transactions scored", ["decision"], registry=r)
         self.fallback = Counter(
             "fraudstream_fallback", "Transactions decided by the rules", registry=r

@@ -80,6 +80,7 @@ def build(settings: Settings) -> FastAPI:
         max_batch=settings.api_max_batch,
         rate_per_key=settings.api_rate_per_key,
         cors_origins=tuple(o.strip() for o in settings.api_cors_origins.split(",") if o.strip()),
+        ready_on_fallback=settings.ready_on_fallback,
     )
     client = feature_client(settings.redis_url)
     engine = FeatureEngine(

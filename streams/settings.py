@@ -88,6 +88,8 @@ class Settings:
     api_rate_per_key: float = 5_000.0  # requests a second per key
     api_cors_origins: str = ""  # comma-separated; empty: no cross-origin calls
     log_format: str = "text"  # text (a line a record) or json (an object a record)
+    liveness_timeout: float = 30.0  # seconds without an event-loop heartbeat: /health is 503
+    ready_on_fallback: bool = False  # whether the rules fallback alone counts as ready
     api_access_log: bool = True  # one line per request: method, path, status (never a body)
 
     max_future_skew: float = 300.0  # seconds an event time may be ahead of its ingest time

@@ -21,11 +21,13 @@ from datetime import UTC
 
 import faust
 import orjson
+from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, ProcessCollector
 
 from schemas.codec import decode, encode
 from schemas.events import RetrainReason, RetrainRequest
 from schemas.topics import DEAD_LETTERS, MODEL_UPDATES, RETRAIN_REQUESTS
 from streams.app import faust_app, raw_topic
+from streams.health import HEARTBEAT_EVERY_S, Health
 from streams.labels_agent import decoded_or_dead
 from streams.lifecycle import RetrainOutcome, manual_request, request_due, retrain
 from streams.settings import Settings
@@ -79,7 +81,27 @@ class PendingRequests:
         self.store.write_state(PENDING_FILE, orjson.dumps(data, option=orjson.OPT_INDENT_2))
 
 
-def build_trainer_app(settings: Settings) -> faust.App:
+class TrainerMetrics:
+    """The trainer's metrics: its retrains and gate outcomes, process and GC."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self.retrains = Counter(
+            "fraudstream_trainer_retrains",
+            "Retrains by outcome (promoted, kept: the gate said no, skipped)", ["status"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.waiting = Gauge(
+            "fraudstream_trainer_waiting_requests",
+            "Drift requests waiting for labelled post-drift data", registry=self.registry,
+        )  # fmt: skip
+
+
+def build_trainer_app(
+    settings: Settings, health: Health | None = None, metrics: TrainerMetrics | None = None
+) -> faust.App:
     app = faust_app(
         settings,
         f"{settings.app_id}-trainer",
@@ -90,7 +112,11 @@ def build_trainer_app(settings: Settings) -> faust.App:
 
     updates, dead_letters = topic(MODEL_UPDATES.name), topic(DEAD_LETTERS.name)
     running = asyncio.Lock()
+    health = health or Health(settings.liveness_timeout)
+    health.serving(fallback=False)  # the trainer serves no model: ready once in its group
+    metrics = metrics or TrainerMetrics()
     pending = PendingRequests(TrainingStore(settings.training_store_url))
+    metrics.waiting.set(len(pending.waiting))
     if pending.waiting:
         logger.info("resuming %d waiting drift request(s)", len(pending.waiting))
 
@@ -103,6 +129,7 @@ def build_trainer_app(settings: Settings) -> faust.App:
                 outcome.version, outcome.reason, outcome.seconds,
                 extra={"request_id": request.request_id, "model_version": outcome.version},
             )  # fmt: skip
+            metrics.retrains.labels(outcome.status).inc()
             if outcome.update is not None:
                 await updates.send(
                     key=outcome.update.model_name.encode(), value=encode(outcome.update)
@@ -118,6 +145,7 @@ def build_trainer_app(settings: Settings) -> faust.App:
             if request is None:
                 continue
             triage = await asyncio.to_thread(pending.triage, request)
+            metrics.waiting.set(len(pending.waiting))
             if triage is Triage.RUN:
                 await run(request)
             elif triage is Triage.IGNORED:
@@ -143,6 +171,16 @@ def build_trainer_app(settings: Settings) -> faust.App:
         is_due = functools.partial(request_due, settings)
         for request in await asyncio.to_thread(pending.take_due, is_due):
             start(request)
+        metrics.waiting.set(len(pending.waiting))
+
+    @app.timer(interval=HEARTBEAT_EVERY_S)
+    async def heartbeat() -> None:
+        health.beat()
+
+    async def joined(sender: object, /, *args: object, signal: object, **kwargs: object) -> None:
+        health.joined()
+
+    app.on_partitions_assigned.connect(joined)
 
     @app.crontab(settings.retrain_cron, timezone=UTC)
     async def scheduled() -> None:

@@ -23,6 +23,7 @@ from scoring.quality import RollingQuality
 from scoring.serving import Scorer
 from streams.challenger import ChallengerChannel, ChallengerLearner
 from streams.drift_agent import DriftAgent, ReferenceLoader
+from streams.health import Health
 from streams.metrics import WorkerMetrics
 from streams.settings import Settings
 from streams.training_store import TrainingStore
@@ -119,6 +120,7 @@ class WorkerParts:
     drift: DriftAgent
     challenger: ChallengerChannel  # the shadow model the scorers use
     learner: ChallengerLearner  # used by the challenger agent only
+    health: Health
 
 
 def make_parts(settings: Settings) -> WorkerParts:
@@ -132,6 +134,8 @@ def make_parts(settings: Settings) -> WorkerParts:
     challenger = ChallengerChannel(client, settings.redis_prefix("challenger"))
     served = models.current()
     metrics.serving(served.name, served.version)
+    health = Health(settings.liveness_timeout, settings.ready_on_fallback)
+    health.serving(served.fallback)
     return WorkerParts(
         client,
         features,
@@ -152,4 +156,5 @@ def make_parts(settings: Settings) -> WorkerParts:
         ),
         challenger,
         ChallengerLearner(settings.challenger_delay_days, metrics, settings.review_threshold),
+        health,
     )

@@ -511,10 +511,10 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         logger.info("created topics %s", ", ".join(created))
     parts = make_parts(settings)
     if settings.metrics_port:
-        from prometheus_client import start_http_server
+        from streams.health import serve_health
 
-        start_http_server(
-            settings.metrics_port, addr=settings.metrics_host, registry=parts.metrics.registry
+        serve_health(
+            parts.health, parts.metrics.registry, settings.metrics_host, settings.metrics_port
         )
     model = parts.models.current()
     logger.info(
@@ -541,11 +541,15 @@ def _trainer(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
     from streams.app import create_topics
-    from streams.trainer import build_trainer_app
+    from streams.health import Health, serve_health
+    from streams.trainer import TrainerMetrics, build_trainer_app
 
     _wait_for_registry(settings)
     asyncio.run(create_topics(settings))
-    app = build_trainer_app(settings)
+    health, metrics = Health(settings.liveness_timeout), TrainerMetrics()
+    app = build_trainer_app(settings, health, metrics)
+    if settings.metrics_port:
+        serve_health(health, metrics.registry, settings.metrics_host, settings.metrics_port)
     logger.info("trainer: retrains on requests and on %r", settings.retrain_cron)
     _run_faust_worker(app, args.verbose)
     return 0

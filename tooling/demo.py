@@ -185,7 +185,10 @@ def run_loop(
     processes = {
         "worker": spawn_worker(settings, logs / "worker.log", SCORING_AGENTS),
         "sinks": spawn_worker(sinks, logs / "sinks.log", SINK_AGENTS),
-        "trainer": spawn_trainer(settings, logs / "trainer.log"),
+        "trainer": spawn_trainer(
+            dataclasses.replace(settings, metrics_port=port + 2 if port else 0),
+            logs / "trainer.log",
+        ),
     }
     try:
         processes["api"] = spawn_api(settings, logs / "api.log")

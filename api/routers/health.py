@@ -23,8 +23,12 @@ async def health() -> dict[str, str]:
 async def ready(state: State) -> Response:
     served = state.parts.models.current()
     results = {name: await check() for name, check in state.parts.checks.items()}
-    body = {"ready": all(results.values()), "model": f"{served.name}/{served.version}"}
-    return JSONResponse({**body, **results}, 200 if body["ready"] else 503)
+    # the rules fallback answers, but is not what a caller came for: not ready unless the
+    # configuration says the rules alone are acceptable
+    model_ok = not served.fallback or state.config.ready_on_fallback
+    ok = model_ok and all(results.values())
+    body = {"ready": ok, "model": f"{served.name}/{served.version}", "model_loaded": model_ok}
+    return JSONResponse({**body, **results}, 200 if ok else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)

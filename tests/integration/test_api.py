@@ -48,7 +48,11 @@ JSON = {"Content-Type": "application/json"}
 
 
 def api_settings(services: Endpoints, tmp_path: Path) -> Settings:
-    return isolated(services, tmp_path, api_keys=f"it:{SECRET}", api_port=free_port())
+    # no model is registered here: the rules serve, which these tests declare acceptable (the
+    # rule that the fallback alone is not ready is unit-tested in tests/unit/test_api.py)
+    return isolated(
+        services, tmp_path, api_keys=f"it:{SECRET}", api_port=free_port(), ready_on_fallback=True
+    )
 
 
 def url(settings: Settings) -> str:

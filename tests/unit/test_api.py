@@ -283,9 +283,12 @@ def test_model_ready_and_cors() -> None:
     assert model["thresholds"] == {"review": 0.3, "decline": 0.9}
     assert model["thresholds_source"] == "configured"
 
-    assert harness.client.get("/ready").status_code == 200
-    harness.ready["kafka"] = False
-    not_ready = harness.client.get("/ready")
+    on_rules = harness.client.get("/ready")  # answers, but with the rules: not ready
+    assert on_rules.status_code == 503 and on_rules.json()["model_loaded"] is False
+    accepting = Harness(ready_on_fallback=True)  # where the rules alone are declared enough
+    assert accepting.client.get("/ready").status_code == 200
+    accepting.ready["kafka"] = False
+    not_ready = accepting.client.get("/ready")
     assert not_ready.status_code == 503 and not_ready.json()["kafka"] is False
 
     preflight = harness.client.options(

@@ -55,7 +55,7 @@ def test_the_whole_stack_is_there_and_starts_in_order() -> None:
                          for service in ("kafka", "redis", "mlflow")}, name  # fmt: skip
         assert SERVICES[name]["build"]["dockerfile"] == "deploy/docker/Dockerfile"
     unchecked = {name for name, service in SERVICES.items() if "healthcheck" not in service}
-    assert unchecked == {"trainer", "simulator"}  # no port to ask; a one-shot job
+    assert unchecked == {"simulator"}  # a one-shot job
 
 
 def test_scorers_scale_and_the_simulator_waits_for_its_profile() -> None:
@@ -139,3 +139,9 @@ def test_every_stateful_service_writes_where_a_named_volume_is_mounted() -> None
 
 def test_the_compose_broker_creates_no_topic_by_itself() -> None:
     assert SERVICES["kafka"]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+
+
+def test_the_workers_health_is_their_event_loop_s_heartbeat() -> None:
+    for name in ("scorer", "sink", "trainer"):
+        check = " ".join(SERVICES[name]["healthcheck"]["test"])
+        assert "127.0.0.1:9464/health" in check, name
