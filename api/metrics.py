@@ -29,7 +29,7 @@ class ApiMetrics:
             "fraudstream_api_fallback", "Transactions the rules scored", registry=registry
         )
         self.model = Gauge(
-            "fraudstream_api_serving_model", "1 for the model this API serves",
+            "fraudstream_api_serving_model_info", "1 for the model this API serves",
             ["model", "version"], registry=registry,
         )  # fmt: skip
         self.model_version = Gauge(

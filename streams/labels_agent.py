@@ -89,6 +89,22 @@ async def while_unreachable(
             await asyncio.sleep(retry_s)
 
 
+def outcomes(pairs: list[tuple[float, bool]], threshold: float) -> dict[str, int]:
+    """(score, is fraud) pairs counted by what a threshold made of them.
+
+    >>> outcomes([(0.9, True), (0.8, False), (0.1, True), (0.2, False), (0.05, False)], 0.5)
+    {'true_positive': 1, 'false_positive': 1, 'false_negative': 1, 'true_negative': 2}
+    """
+    counts = dict.fromkeys(
+        ("true_positive", "false_positive", "false_negative", "true_negative"), 0
+    )
+    for score, fraud in pairs:
+        flagged = score >= threshold
+        key = ("true" if flagged == fraud else "false") + ("_positive" if flagged else "_negative")
+        counts[key] += 1
+    return counts
+
+
 @dataclasses.dataclass
 class LabelsAgent:
     engine: FeatureEngine
@@ -125,3 +141,5 @@ class LabelsAgent:
         self.quality.add([p for p, _ in pairs], [y for _, y in pairs])
         for measure, value in self.quality.snapshot().items():
             self.metrics.quality.labels(served, measure).set(value)
+        for outcome, count in outcomes(pairs, self.quality.threshold).items():
+            self.metrics.outcomes.labels(served, outcome).inc(count)

@@ -88,8 +88,9 @@ class WorkerMetrics:
             LATENCY_BUCKETS, r,
         )  # fmt: skip
         self.model = Gauge(
-            "fraudstream_serving_model", "1 for the model this worker serves", ["model", "version"],
-            registry=r,
+            "fraudstream_serving_model_info",
+            "1 for the model this worker serves (count by (version): a worker left behind shows)",
+            ["model", "version"], registry=r,
         )  # fmt: skip
         self.model_version = Gauge(
             "fraudstream_serving_model_version",
@@ -97,6 +98,13 @@ class WorkerMetrics:
             ["model"],
             registry=r,
         )
+        self.outcomes = Counter(
+            "fraudstream_label_outcomes",
+            "Labelled transactions by what the served version did with them at its review "
+            "threshold (true_positive, false_positive, false_negative, true_negative): "
+            "fleet-wide precision and recall are ratios of their rates",
+            ["version", "outcome"], registry=r,
+        )  # fmt: skip
         self.quality = Gauge(
             "fraudstream_model_quality",
             "Rolling quality of the served model over its most recent labelled transactions",

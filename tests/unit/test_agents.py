@@ -69,6 +69,11 @@ def test_labels_reach_state_quality_and_store_and_a_bad_one_goes_to_the_dead_let
     assert files == ["labels-0-10-16.parquet", "labels-1-11-17.parquet"]  # 99 is not a label's
     quality = {s.labels["measure"]: s.value for m in metrics.quality.collect() for s in m.samples}
     assert quality["labelled"] == 8  # every label joined the fallback's own scores
+    counted = {
+        s.labels["outcome"]: s.value
+        for m in metrics.outcomes.collect() for s in m.samples if s.name.endswith("_total")
+    }  # fmt: skip
+    assert sum(counted.values()) == 8 and counted["true_positive"] + counted["false_negative"] == 2
 
 
 def test_labels_of_another_version_s_scores_leave_the_quality_gauges_alone(tmp_path: Path) -> None:

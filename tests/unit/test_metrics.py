@@ -67,7 +67,10 @@ def test_the_served_version_is_a_number_a_dashboard_can_draw() -> None:
     read = metrics.registry.get_sample_value
 
     assert read("fraudstream_serving_model_version", {"model": "fraud-detector"}) == 4
-    assert read("fraudstream_serving_model", {"model": "fraud-detector", "version": "3"}) is None
+    assert (
+        read("fraudstream_serving_model_info", {"model": "fraud-detector", "version": "3"}) is None
+    )
+    assert read("fraudstream_serving_model_info", {"model": "fraud-detector", "version": "4"}) == 1
     metrics.serving("rules", "fallback")
     assert read("fraudstream_serving_model_version", {"model": "rules"}) == 0
     assert read("fraudstream_serving_model_version", {"model": "fraud-detector"}) is None
