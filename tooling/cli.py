@@ -106,6 +106,19 @@ def _parser() -> argparse.ArgumentParser:
             formatter_class=_Help, **options,
         )  # fmt: skip
 
+    contracts = command(
+        "schemas", "the topics' contracts for other languages: JSON Schema and AsyncAPI"
+    )
+    contracts.add_argument(
+        "action", choices=["export", "check"],
+        help="export: write a JSON Schema per topic value and an AsyncAPI 3 document; check: "
+        "exit 1 if the files differ from the code",
+    )  # fmt: skip
+    contracts.add_argument(
+        "--out", type=Path, default=None, help="folder (default: the package's schemas/contracts)"
+    )
+    contracts.set_defaults(handler=_schemas)
+
     services = command("services", "local Kafka (KRaft), Redis and MLflow without Docker")
     services.add_argument(
         "action", choices=["up", "down", "status"],
@@ -753,6 +766,23 @@ def _say_metrics(per_candidate: dict[str, dict[str, float]]) -> None:
 
 def _say(line: str) -> None:
     print(line)  # noqa: T201 - a command's output goes to stdout
+
+
+def _schemas(settings: Settings, args: argparse.Namespace) -> int:
+    from schemas.contracts import CONTRACTS, export, rendered
+
+    folder = args.out or CONTRACTS
+    if args.action == "export":
+        for path in export(folder):
+            _say(str(path))
+        return 0
+    stale = [
+        name for name, text in rendered().items()
+        if not (folder / name).exists() or (folder / name).read_text() != text
+    ]  # fmt: skip
+    for name in stale:
+        _say(f"{folder / name}: differs from the code (run: fraudstream schemas export)")
+    return 1 if stale else 0
 
 
 def _services(settings: Settings, args: argparse.Namespace) -> int:
