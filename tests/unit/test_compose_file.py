@@ -45,8 +45,8 @@ def test_compose_file_has_the_three_services_with_healthchecks_on_our_ports() ->
 
 
 def test_the_whole_stack_is_there_and_starts_in_order() -> None:
-    assert set(SERVICES) == {"kafka", "redis", "postgres", "mlflow", "prometheus", "grafana",
-                             *APPLICATION}  # fmt: skip
+    assert set(SERVICES) == {"kafka", "redis", "postgres", "mlflow", "prometheus",
+                             "alertmanager", "grafana", *APPLICATION}  # fmt: skip
     assert "postgresql://" in " ".join(SERVICES["mlflow"]["command"])
     assert SERVICES["mlflow"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     for name in APPLICATION:
@@ -103,13 +103,15 @@ def test_prometheus_in_the_stack_scrapes_what_the_processes_serve() -> None:
 # apache/kafka (docker/examples, server.properties: log.dirs=/tmp/kraft-combined-logs),
 # redis (the image's WORKDIR /data, where `dir ./` puts the AOF), postgres (PGDATA),
 # prom/prometheus (--storage.tsdb.path; its CMD sets /prometheus, which a `command:` replaces),
-# grafana/grafana (GF_PATHS_DATA).
+# grafana/grafana (GF_PATHS_DATA), prom/alertmanager (--storage.path, "data/" below its WORKDIR
+# /alertmanager when not given).
 WRITES_BY_DEFAULT = {
     "kafka": ("KAFKA_LOG_DIRS", "/tmp/kraft-combined-logs"),
     "redis": (None, "/data"),
     "postgres": ("PGDATA", "/var/lib/postgresql/data"),
     "prometheus": ("--storage.tsdb.path", "data/"),
     "grafana": ("GF_PATHS_DATA", "/var/lib/grafana"),
+    "alertmanager": ("--storage.path", "data/"),
 }
 
 
@@ -145,3 +147,13 @@ def test_the_workers_health_is_their_event_loop_s_heartbeat() -> None:
     for name in ("scorer", "sink", "trainer"):
         check = " ".join(SERVICES[name]["healthcheck"]["test"])
         assert "127.0.0.1:9464/health" in check, name
+
+
+def test_prometheus_sends_its_alerts_to_the_compose_alertmanager() -> None:
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    (targets,) = [c["static_configs"][0]["targets"] for c in config["alerting"]["alertmanagers"]]
+    port = SERVICES["alertmanager"]["ports"][0].split(":")[-1]
+
+    assert targets == [f"alertmanager:{port}"]
+    routes = yaml.safe_load((ROOT / "deploy" / "alertmanager" / "alertmanager.yml").read_text())
+    assert routes["route"]["receiver"] in {r["name"] for r in routes["receivers"]}

@@ -1,0 +1,60 @@
+"""Alertmanager from the Debian package (``prometheus-alertmanager``, with ``amtool``): where a
+local Prometheus sends its alerts in tests/integration/test_alerting.py, as compose's
+Prometheus sends them to its ``alertmanager`` service."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from tooling.services.process import ManagedProcess, require_debian_tool, wait_until
+
+PACKAGE = "prometheus-alertmanager"
+
+
+def amtool(*arguments: str) -> subprocess.CompletedProcess[str]:
+    tool = require_debian_tool("amtool", PACKAGE)
+    return subprocess.run([tool, *arguments], capture_output=True, text=True, check=False)
+
+
+class AlertmanagerApi:
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def alerts(self) -> list[dict]:
+        """The alerts Alertmanager holds now (API v2)."""
+        with urllib.request.urlopen(f"{self.url}/api/v2/alerts", timeout=5) as response:
+            return list(json.load(response))
+
+
+@contextlib.contextmanager
+def running_alertmanager(config: Path, port: int, data_dir: Path) -> Iterator[AlertmanagerApi]:
+    """An Alertmanager on 127.0.0.1:``port`` with ``config``, stopped on exit."""
+    server = require_debian_tool("prometheus-alertmanager", PACKAGE)
+    process = ManagedProcess("alertmanager", data_dir, f"127.0.0.1:{port}")
+    process.start(
+        [
+            server,
+            f"--config.file={config}",
+            f"--storage.path={data_dir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",  # one instance: no gossip port
+        ]
+    )
+    api = AlertmanagerApi(f"http://127.0.0.1:{port}")
+    try:
+        wait_until(api.ready, 60.0, "Alertmanager", process)
+        yield api
+    finally:
+        process.stop()
