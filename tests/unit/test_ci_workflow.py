@@ -33,3 +33,21 @@ def test_the_workflow_mirrors_ci_run() -> None:
         assert target in ci_run  # make test = make unit + make integration
     makefile = (ROOT / "Makefile").read_text()
     assert 'pytest -m "not integration"' in makefile and "pytest -m integration" in makefile
+
+
+def test_the_workflow_is_pinned_read_only_and_chooses_its_services() -> None:
+    import re
+
+    workflow = yaml.safe_load((ROOT / ".github/workflows/ci.yml").read_text())
+    jobs = workflow["jobs"]
+    uses = [step["uses"] for job in jobs.values() for step in job["steps"] if "uses" in step]
+
+    assert workflow["permissions"] == {"contents": "read"}
+    assert uses and all(re.fullmatch(r"[\w-]+/[\w-]+@[0-9a-f]{40}", u) for u in uses), uses
+    assert jobs["integration"]["env"]["FRAUD_SERVICES"] == "local"
+    compose = steps_of(jobs["compose"])
+    assert "docker compose build" in compose
+    assert "deploy/compose-smoke.sh" in compose
+    smoke = (ROOT / "deploy" / "compose-smoke.sh").read_text()
+    assert "docker compose up -d --wait" in smoke and "/predict" in smoke
+    assert "transactions.scored" in smoke
