@@ -131,3 +131,23 @@ def test_every_alert_links_a_runbook_section_and_has_a_promtool_test() -> None:
         assert alert["annotations"]["runbook_url"] == f"docs/RUNBOOK.md#{name.lower()}", name
         assert name.lower() in anchors, f"docs/RUNBOOK.md has no section {name}"
         assert name in fired, f"no promtool test makes {name} fire"
+
+
+def test_every_pod_meets_the_restricted_pod_security_profile() -> None:
+    found = resources()
+    namespace = found[("Namespace", "fraudstream")]["metadata"]["labels"]
+    assert namespace["pod-security.kubernetes.io/enforce"] == "restricted"
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    (image,) = kustomization["images"]
+    for name in ("scorer", "sink", "trainer", "api"):
+        pod = found[("Deployment", name)]["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        (container,) = pod["containers"]
+        context = container["securityContext"]
+        assert context["allowPrivilegeEscalation"] is False, name
+        assert context["capabilities"] == {"drop": ["ALL"]}, name
+        assert context["readOnlyRootFilesystem"] is True, name
+        writable = {m["mountPath"] for m in container["volumeMounts"]}
+        assert {"/tmp", "/var/lib/fraudstream"} <= writable, name  # FRAUD_HOME and temp files
+        assert container["image"].split(":")[0] == image["name"], name  # kustomize sets it
