@@ -1,6 +1,11 @@
-"""Look for full card numbers in what the system wrote: files (Parquet read as its values)
-and topics. The security check of the test suite runs it over everything the suite wrote;
-a finding is reported masked, so the report itself holds no card number."""
+"""Look for full card numbers in what the system wrote: files (Parquet read as its values),
+topics and Redis. The security check of the test suite runs it over everything the suite
+wrote; a finding is reported masked, so the report itself holds no card number.
+
+Redis's snapshot files (``*.rdb``, also the base of its append-only file) are compressed:
+their bytes say nothing of the values (a float's digits split from its decimal point by a
+compression boundary once read as a card number), so Redis is read through its server
+instead (``scan_redis``)."""
 
 from __future__ import annotations
 
@@ -16,6 +21,9 @@ from schemas.topics import LABELS, TRANSACTIONS
 from streams.kafka_admin import topic_partitions
 
 CHUNK = 16 * 2**20
+TAIL = 64  # bytes of a chunk read again with the next: longer than any card number
+NUMBER_BYTES = frozenset(b"0123456789 .-")
+COMPRESSED = (".rdb",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +50,8 @@ def input_topic(topic: str) -> bool:
 def scan_files(roots: Iterable[Path], skip: Callable[[Path], bool] = lambda _: False) -> ScanReport:
     findings, files = [], 0
     for root in roots:
-        for path in sorted(p for p in root.rglob("*") if p.is_file() and not skip(p)):
+        paths = (p for p in root.rglob("*") if p.is_file() and p.suffix not in COMPRESSED)
+        for path in sorted(p for p in paths if not skip(p)):
             files += 1
             findings += [Finding(str(path), masked) for masked in _file_pans(path)]
     return ScanReport(findings, files, 0)
@@ -65,8 +74,48 @@ def _byte_pans(path: Path) -> list[str]:
     with path.open("rb") as data:
         while chunk := data.read(CHUNK):
             found += find_pans(tail + chunk)
-            tail = chunk[-32:]  # a number across the boundary is found once, in the next read
+            tail = carried(chunk)  # a number across the boundary is found in the next read
     return sorted(set(found)) if found else []
+
+
+def carried(chunk: bytes, size: int = TAIL) -> bytes:
+    """The end of ``chunk`` read again with the next one. It must not start inside a run of
+    digits (or of a decimal's '.', spaces, dashes): cut there, a decimal's fraction lost its
+    point and read as a card number. A run longer than the tail is no card number anyway.
+
+    >>> carried(b'"x":0.5824175824175825,"y"', size=20)
+    b',"y"'
+    >>> carried(b'"card_id":"41111111', size=12)
+    b'd":"41111111'
+    """
+    tail = chunk[-size:]
+    start = 0
+    if len(chunk) > size and chunk[-size - 1] in NUMBER_BYTES:
+        while start < len(tail) and tail[start] in NUMBER_BYTES:
+            start += 1
+    return tail[start:]
+
+
+def scan_redis(url: str) -> ScanReport:
+    """Every key of the Redis at ``url`` and every string value (the feature state, marks,
+    idempotency answers, the challenger), read through the server."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    findings: list[Finding] = []
+    keys = 0
+    try:
+        for key in client.scan_iter(count=1_000):
+            keys += 1
+            where = f"redis:{key[:80]!r}"
+            findings += [Finding(where, masked) for masked in find_pans(key)]
+            if client.type(key) == b"string":
+                value = client.get(key)
+                raw = value if isinstance(value, bytes) else b""
+                findings += [Finding(where, masked) for masked in find_pans(raw)]
+    finally:
+        client.close()
+    return ScanReport(findings, keys, 0)
 
 
 async def scan_topics(bootstrap: str, skip: Callable[[str], bool] = input_topic) -> ScanReport:

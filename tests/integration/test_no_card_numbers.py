@@ -5,7 +5,8 @@ Scanned: every topic but the producers' input topics (``transactions``, ``labels
 prefix: what a hostile producer sent is there by definition), every file under pytest's
 temporary directories (worker, API and Prometheus logs, training stores, reports, demo data)
 and under FRAUD_HOME (MLflow store and artifacts, Redis's append-only file, model caches) but
-the broker's own segment files (their topics are read through the broker instead).
+the broker's own segment files (their topics are read through the broker instead) and Redis's
+compressed snapshots (its keys and values are read through the server instead).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from aiokafka import AIOKafkaProducer
 from streams.kafka_admin import ensure_topics
 from streams.settings import Settings
 from tests.conftest import Endpoints
-from tooling.pan_scan import scan_files, scan_topics
+from tooling.pan_scan import scan_files, scan_redis, scan_topics
 
 
 async def send_raw(bootstrap: str, topic: str, value: bytes) -> None:
@@ -54,7 +55,8 @@ def test_no_card_number_in_any_topic_log_or_file_the_suite_wrote(
 
     planted = [f for f in topics.findings if f.where.startswith(f"{control}[")]
     assert [f.masked for f in planted] == ["************5556"]
-    findings = files.findings + [f for f in topics.findings if f not in planted]
+    state = scan_redis(services.redis_url)
+    findings = files.findings + state.findings + [f for f in topics.findings if f not in planted]
     assert not findings, "card numbers (masked here) written by the system:\n" + "\n".join(
         f"{finding.where}: {finding.masked}" for finding in findings[:50]
     )
