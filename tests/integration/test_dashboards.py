@@ -151,7 +151,7 @@ def test_every_dashboard_query_returns_data_from_real_workers_and_api(
     (group,) = rules
     assert {rule["health"] for rule in group["rules"]} == {"ok"}, group["rules"]
     alerts = yaml.safe_load((PROMETHEUS_DIR / "alerts.yml").read_text())["groups"][0]["rules"]
-    assert len(group["rules"]) == len(alerts) == 10  # every rule loaded and evaluated
+    assert len(group["rules"]) == len(alerts)  # every rule loaded and evaluated
 
 
 def last_value(series: dict) -> float:
