@@ -96,23 +96,32 @@ def carried(chunk: bytes, size: int = TAIL) -> bytes:
     return tail[start:]
 
 
-def scan_redis(url: str) -> ScanReport:
+def scan_redis(url: str, batch: int = 5_000) -> ScanReport:
     """Every key of the Redis at ``url`` and every string value (the feature state, marks,
-    idempotency answers, the challenger), read through the server."""
+    idempotency answers, the challenger), read through the server, ``batch`` keys a round
+    trip (a suite leaves millions of keys)."""
     import redis
 
     client = redis.Redis.from_url(url)
     findings: list[Finding] = []
     keys = 0
     try:
-        for key in client.scan_iter(count=1_000):
-            keys += 1
-            where = f"redis:{key[:80]!r}"
-            findings += [Finding(where, masked) for masked in find_pans(key)]
-            if client.type(key) == b"string":
-                value = client.get(key)
-                raw = value if isinstance(value, bytes) else b""
-                findings += [Finding(where, masked) for masked in find_pans(raw)]
+        cursor = 0
+        while True:
+            cursor, found = client.scan(cursor, count=batch)
+            keys += len(found)
+            pipe = client.pipeline(transaction=False)
+            for key in found:
+                pipe.get(key)
+            values = pipe.execute(raise_on_error=False)  # a key that is no string: an error
+            for key, value in zip(found, values, strict=True):
+                name = key if isinstance(key, bytes) else str(key).encode()
+                where = f"redis:{name[:80]!r}"
+                findings += [Finding(where, masked) for masked in find_pans(name)]
+                if isinstance(value, bytes):
+                    findings += [Finding(where, masked) for masked in find_pans(value)]
+            if cursor == 0:
+                break
     finally:
         client.close()
     return ScanReport(findings, keys, 0)

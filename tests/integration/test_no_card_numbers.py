@@ -35,6 +35,7 @@ async def send_raw(bootstrap: str, topic: str, value: bytes) -> None:
 
 
 @pytest.mark.last
+@pytest.mark.timeout(1200)  # it reads everything the suite wrote: gigabytes, millions of keys
 def test_no_card_number_in_any_topic_log_or_file_the_suite_wrote(
     services: Endpoints, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
