@@ -244,15 +244,7 @@ class InMemoryRegistry:
         )  # fmt: skip
 
     def rollback(self, model_name: str, by: str) -> Promotion:
-        current = self.champion_version(model_name)
-        if current is None:
-            raise ValueError(f"{model_name} has no champion to roll back")
-        earlier = self._version(model_name, current).tags.get("previous_champion")
-        if not earlier:
-            raise ValueError(f"{model_name} version {current} replaced no earlier champion")
-        return self.promote(
-            model_name, earlier, f"rollback from version {current}", by, rollback=True
-        )
+        return rollback_champion(self, model_name, by)
 
     def record_gate(
         self, model_name: str, version: str, run_id: str, gate: Any, context: dict[str, str]
@@ -262,6 +254,20 @@ class InMemoryRegistry:
 
     def load_reference(self, model_name: str, version: str) -> pd.DataFrame:
         return self._version(model_name, version).reference.copy()
+
+
+def rollback_champion(registry: ModelRegistry, model_name: str, by: str) -> Promotion:
+    """Give the champion alias back to the version the current champion replaced (every
+    registry's ``rollback``)."""
+    current = registry.champion_version(model_name)
+    if current is None:
+        raise ValueError(f"{model_name} has no champion to roll back")
+    earlier = registry.version_tags(model_name, current).get("previous_champion")
+    if not earlier:
+        raise ValueError(f"{model_name} version {current} replaced no earlier champion")
+    return registry.promote(
+        model_name, earlier, f"rollback from version {current}", by, rollback=True
+    )
 
 
 def gate_verdict(gate: Any, context: dict[str, str]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from retraining.registry import (
     gate_verdict,
     promotion_tags,
     reference_frame,
+    rollback_champion,
     version_metrics,
     version_tags_of,
     version_thresholds,
@@ -209,16 +210,7 @@ class MlflowRegistry:
         )
 
     def rollback(self, model_name: str, by: str) -> Promotion:
-        """Give the champion alias back to the version the current champion replaced."""
-        current = self.champion_version(model_name)
-        if current is None:
-            raise ValueError(f"{model_name} has no champion to roll back")
-        earlier = self.version_tags(model_name, current).get("previous_champion")
-        if not earlier:
-            raise ValueError(f"{model_name} version {current} replaced no earlier champion")
-        return self.promote(
-            model_name, earlier, f"rollback from version {current}", by, rollback=True
-        )
+        return rollback_champion(self, model_name, by)
 
     def record_gate(
         self, model_name: str, version: str, run_id: str, gate: Any, context: dict[str, str]

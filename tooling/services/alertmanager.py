@@ -11,7 +11,12 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from tooling.services.process import ManagedProcess, require_debian_tool, wait_until
+from tooling.services.process import (
+    ManagedProcess,
+    answers_200,
+    require_debian_tool,
+    wait_until,
+)
 
 PACKAGE = "prometheus-alertmanager"
 
@@ -26,11 +31,7 @@ class AlertmanagerApi:
         self.url = url.rstrip("/")
 
     def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
+        return answers_200(f"{self.url}/-/ready")
 
     def alerts(self) -> list[dict]:
         """The alerts Alertmanager holds now (API v2)."""

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -138,6 +139,15 @@ def require_debian_tool(binary: str, package: str) -> str:
     if found is None:
         raise ServiceError(f"{binary} is missing: install it (apt-get install {package})")
     return found
+
+
+def answers_200(url: str, timeout: float = 2.0) -> bool:
+    """Whether ``url`` answers 200 (a readiness endpoint: Prometheus's, Alertmanager's)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:

@@ -16,7 +16,13 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from tooling.services.process import ManagedProcess, ServiceError, require_debian_tool, wait_until
+from tooling.services.process import (
+    ManagedProcess,
+    ServiceError,
+    answers_200,
+    require_debian_tool,
+    wait_until,
+)
 
 
 def prometheus_binaries() -> tuple[str, str]:
@@ -57,11 +63,7 @@ class PrometheusApi:
         return {t["scrapeUrl"]: t["health"] == "up" for t in active}
 
     def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
+        return answers_200(f"{self.url}/-/ready")
 
 
 @contextlib.contextmanager
