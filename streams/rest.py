@@ -32,7 +32,7 @@ PUBLISH_WAIT_S = 10.0
 
 
 def api_keys(settings: Settings) -> dict[str, ApiKey]:
-    text = settings.api_keys or ""
+    text = settings.api_keys.get_secret_value() if settings.api_keys else ""
     if settings.api_keys_file is not None:
         text += "\n" + Path(settings.api_keys_file).read_text()
     try:

@@ -1,7 +1,9 @@
 """One frozen settings object per process, built from ``FRAUD_*`` variables at the entry point.
 
-Library code never reads ``os.environ``: the CLI calls :meth:`Settings.from_env` once and
-passes the result down.
+Library code never reads ``os.environ``: the CLI calls :meth:`Settings.from_env` once (the
+process environment over a ``.env`` file) and passes the result down. pydantic-settings reads
+the variables; every field's type and range is checked, and ``Settings(...)`` in code takes
+only what it is given (no environment).
 
 >>> s = Settings.from_env({"FRAUD_HOME": "/srv/fs", "FRAUD_KAFKA_PORT": "29092"})
 >>> s.kafka_bootstrap
@@ -12,14 +14,26 @@ passes the result down.
 'sqlite:////srv/fs/mlflow/mlflow.db'
 >>> Settings.from_env({"MLFLOW_TRACKING_URI": "http://mlflow:5000"}).mlflow_tracking_uri
 'http://mlflow:5000'
+>>> try:
+...     Settings.from_env({"FRAUD_PARTITIONS": "0"})
+... except SettingsError as error:
+...     print(error)
+FRAUD_PARTITIONS: Input should be greater than or equal to 1, got '0'
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from croniter import croniter
+from dotenv import dotenv_values
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.json_schema import JsonDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings.sources import PydanticBaseSettingsSource
+from pydantic_settings.sources.utils import parse_env_vars
 
 from scoring.event_time import EventTimeRules
 
@@ -35,100 +49,212 @@ RedisKeyspace = Literal["features", "api", "challenger", "frontiers"]
 REDIS_KEYSPACES: dict[str, str] = {
     "features": "fs", "api": "api", "challenger": "challenger", "frontiers": "frontiers:",
 }  # fmt: skip
+PORT: dict[str, Any] = {"ge": 1, "le": 65_535}  # Field limits
+SHARE: dict[str, Any] = {"ge": 0.0, "le": 1.0}
 
 
 class SettingsError(ValueError):
     """A ``FRAUD_*`` variable holds a value that cannot be used."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    home: Path = Path(".fraudstream")
-    cache_dir: Path = Path.home() / ".cache" / "fraudstream"
+def _f(default: Any, doc: str, *, shown: str | None = None, **limits: Any) -> Any:
+    """A setting: its default, what it means (the README's table), and its range; ``shown``
+    is the default as the README gives it, where it is computed."""
+    extra: JsonDict | None = {"shown": shown} if shown is not None else None
+    return Field(default, description=doc, json_schema_extra=extra, **limits)
 
-    kafka_version: str = "4.1.1"
-    kafka_host: str = "127.0.0.1"
-    kafka_port: int = 19092
-    kafka_controller_port: int = 19093
-    kafka_heap: str = "768m"
-    kafka_bootstrap_override: str | None = None
-    kafka_data_dir_override: Path | None = None
-    kafka_log_dir_override: Path | None = None
 
-    redis_port: int = 16379
-    redis_url_override: str | None = None
-
-    mlflow_port: int = 15000
-    mlflow_tracking_uri_override: str | None = None
-    mlflow_artifact_dir_override: Path | None = None
-
-    app_id: str = "fraudstream"  # the Faust app and its consumer group: workers share it
-    topic_prefix: str = ""  # prepended to every topic name (isolates tests, tenants)
-    partitions: int = 6
-    batch_size: int = 500  # transactions scored together
-    batch_within: float = 0.005  # seconds a batch waits to fill (under load it fills first)
-    startup_timeout: float = 120.0  # seconds a starting process waits for Kafka, Redis, MLflow
-    broker_session_timeout: float = 10.0
-    broker_heartbeat_interval: float = 1.0
-    broker_rebalance_timeout: float = 10.0
-
-    metrics_port: int = 9464  # Prometheus metrics of a worker; 0 turns the endpoint off
-    metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a container, so Prometheus can scrape it
-    training_store: str | None = (
-        None  # a directory or fsspec URL; default $FRAUD_HOME/training-store
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, frozen=True, extra="forbid", case_sensitive=False
     )
 
-    api_host: str = "127.0.0.1"
-    api_port: int = 8000
-    api_keys: str | None = None  # name:secret[:scope+scope], comma-separated (see README)
-    api_keys_file: Path | None = None  # the same, one per line: keep secrets out of the env
-    api_record: bool = False  # /predict also publishes the transaction to `transactions`
-    api_max_body_bytes: int = 1_048_576
-    api_max_batch: int = 100
-    api_rate_per_key: float = 5_000.0  # requests a second per key
-    api_cors_origins: str = ""  # comma-separated; empty: no cross-origin calls
-    log_format: str = "text"  # text (a line a record) or json (an object a record)
-    liveness_timeout: float = 30.0  # seconds without an event-loop heartbeat: /health is 503
-    ready_on_fallback: bool = False  # whether the rules fallback alone counts as ready
-    api_access_log: bool = True  # one line per request: method, path, status (never a body)
+    home: Path = _f(Path(".fraudstream"), "where the local services and workers keep state")
+    cache_dir: Path = _f(
+        Path.home() / ".cache" / "fraudstream", "downloaded jars and tools",
+        shown="~/.cache/fraudstream",
+    )  # fmt: skip
 
-    max_future_skew: float = 300.0  # seconds an event time may be ahead of its ingest time
-    max_lateness: float = 86_400.0  # seconds past the longest feature window a late event counts
-    max_event_age_days: float = 120.0  # older than the stream's newest event by this: refused
-    max_partition_lead: float = 60.0  # event-time seconds a partition may lead the others; 0: off
-    partition_idle_timeout: float = 2.0  # a partition silent this long holds no other back
+    kafka_version: str = _f("4.1.1", "the Kafka the local services download and run")
+    kafka_host: str = _f("127.0.0.1", "the local broker's address")
+    kafka_port: int = _f(19092, "the local broker's port", **PORT)
+    kafka_controller_port: int = _f(19093, "the local broker's KRaft controller port", **PORT)
+    kafka_heap: str = _f("768m", "the local broker's Java heap")
+    kafka_bootstrap_override: str | None = _f(
+        None, "the brokers every process talks to (set it to use another cluster)",
+        shown="127.0.0.1:$FRAUD_KAFKA_PORT",
+    )  # fmt: skip
+    kafka_data_dir_override: Path | None = _f(
+        None, "the local broker's data", shown="$FRAUD_HOME/kafka/data"
+    )
+    kafka_log_dir_override: Path | None = _f(
+        None, "the local broker's logs", shown="$FRAUD_HOME/kafka/logs"
+    )
 
-    model_name: str = "fraud-detector"
-    label_delay_days: int = 7  # how long labels take: terminal risk looks this far back
-    review_threshold: float = 0.5  # for the rules, and models registered without thresholds
-    decline_threshold: float = 0.9
-    # what a fraud team can review: a model's own thresholds come from it (on validation)
-    review_budget_per_day: int = 100  # cards a day an analyst team checks
-    decline_precision: float = 0.9  # declines without review must be fraud this often
-    search_budget_seconds: float = 30.0  # hyper-parameter search per training run
-    validation_days: int = 7  # each validation fold's length
-    validation_folds: int = 3  # prequential folds, each a week (fold_shift_days) earlier
-    validation_fold_shift_days: int = 7
-    train_genuine_per_fraud: float = 20.0  # genuine training rows kept per fraud; 0: all
-    training_threads: int = 2  # cores a training fit may use (scorers always use one)
+    redis_port: int = _f(16379, "the local Redis's port", **PORT)
+    redis_url_override: str | None = _f(
+        None,
+        "the feature store every process talks to",
+        shown="redis://127.0.0.1:$FRAUD_REDIS_PORT/0",
+    )
 
-    drift_window_events: int = 5_000  # scored events per drift window
-    drift_window_seconds: float = 0.0  # event-time span that also closes a window; 0: off
-    drift_min_events: int = 500  # a smaller (time-closed) window is not tested
-    drift_alpha: float = 0.01  # a test's p-value below this is significant
-    drift_min_psi: float = 0.1  # and a PSI at least this is material
-    drift_severe_share: float = 0.2  # more drifted features than this: retrain
-    drift_rearm_windows: int = 3  # calm windows after a request before another may be sent
-    drift_report_every: int = 10  # an Evidently HTML report every this many windows
+    mlflow_port: int = _f(15000, "the local MLflow server's port (chaos runs, compose)", **PORT)
+    mlflow_tracking_uri_override: str | None = _f(
+        None, "the model registry; `MLFLOW_TRACKING_URI` is read when this is not set",
+        shown="sqlite:///$FRAUD_HOME/mlflow/mlflow.db",
+    )  # fmt: skip
+    mlflow_artifact_dir_override: Path | None = _f(
+        None, "where a local MLflow keeps model files", shown="$FRAUD_HOME/mlflow/artifacts"
+    )
 
-    challenger_delay_days: int = 14  # no fraud label this long after a transaction: genuine
+    app_id: str = _f("fraudstream", "the Faust app and its consumer group: workers share it")
+    topic_prefix: str = _f("", "prepended to every topic name (isolates tests, tenants)")
+    partitions: int = _f(6, "partitions of each topic: the most workers that do work", ge=1)
+    batch_size: int = _f(500, "transactions scored together", ge=1, le=100_000)
+    batch_within: float = _f(
+        0.005, "seconds a batch waits to fill (under load it fills first)", ge=0.0, le=10.0
+    )
+    startup_timeout: float = _f(
+        120.0, "seconds a starting process waits for Kafka, Redis, MLflow", gt=0.0
+    )
+    broker_session_timeout: float = _f(10.0, "the consumer group's session timeout, s", gt=0.0)
+    broker_heartbeat_interval: float = _f(1.0, "the consumer's heartbeat interval, s", gt=0.0)
+    broker_rebalance_timeout: float = _f(10.0, "the consumer group's rebalance timeout, s", gt=0.0)
 
-    retrain_cron: str = "0 3 * * 1"  # the trainer's schedule (cron, UTC): Mondays 03:00
-    retrain_train_days: int = 30
-    retrain_test_days: int = 3  # the gate's window, the latest with mature labels
-    retrain_after_drift_days: int = 3  # post-drift days the training rows must hold
-    promotion_margin: float = 0.01  # average precision the challenger must gain
-    trainer_poll_seconds: float = 5.0  # how often a waiting drift request is re-checked
+    metrics_port: int = _f(
+        9464, "a worker's or trainer's metrics, /health and /ready (0: off)", ge=0, le=65_535
+    )
+    metrics_host: str = _f("127.0.0.1", "where they listen (0.0.0.0 in a container)")
+    training_store: str | None = _f(
+        None, "a directory or fsspec URL for the training rows",
+        shown="$FRAUD_HOME/training-store",
+    )  # fmt: skip
+
+    api_host: str = _f("127.0.0.1", "where the REST API listens")
+    api_port: int = _f(8000, "the REST API's port", **PORT)
+    api_keys: SecretStr | None = _f(
+        None, "name:secret[:scope+scope], comma-separated; the API refuses to start without one"
+    )
+    api_keys_file: Path | None = _f(None, "the same, one per line: keeps secrets out of the env")
+    api_record: bool = _f(False, "/predict also publishes the transaction to `transactions`")
+    api_max_body_bytes: int = _f(1_048_576, "a larger request body is a 413", ge=1)
+    api_max_batch: int = _f(100, "transactions in one /predict/batch", ge=1, le=10_000)
+    api_rate_per_key: float = _f(5_000.0, "requests a second per key, then 429", gt=0.0)
+    api_cors_origins: str = _f("", "comma-separated origins; empty: no cross-origin calls")
+    log_format: Literal["text", "json"] = _f(
+        "text", "text (a line a record) or json (an object a record: timestamp, level, "
+        "logger, message, transaction id and model version where known)",
+    )  # fmt: skip
+    liveness_timeout: float = _f(
+        30.0, "seconds without an event-loop heartbeat before /health is 503", gt=0.0
+    )
+    ready_on_fallback: bool = _f(False, "whether the rules fallback alone counts as ready")
+    api_access_log: bool = _f(True, "one line per request: method, path, status (never a body)")
+
+    max_future_skew: float = _f(
+        300.0, "seconds an event time may be ahead of its ingest time", ge=0.0
+    )
+    max_lateness: float = _f(
+        86_400.0, "seconds past the longest feature window a late event still counts", ge=0.0
+    )
+    max_event_age_days: float = _f(
+        120.0, "older than the stream's newest event by this many days: refused", gt=0.0
+    )
+    max_partition_lead: float = _f(
+        60.0, "event-time seconds a partition may lead the others (0: off)", ge=0.0
+    )
+    partition_idle_timeout: float = _f(
+        2.0, "seconds a silent partition takes to stop holding the others back", ge=0.0
+    )
+
+    model_name: str = _f("fraud-detector", "the registered model the scorers serve")
+    label_delay_days: int = _f(
+        7, "how long labels take: terminal risk looks this far back", ge=0, le=365
+    )
+    review_threshold: float = _f(
+        0.5, "review above this: the rules, and versions without thresholds", **SHARE
+    )
+    decline_threshold: float = _f(0.9, "decline above this (same)", **SHARE)
+    review_budget_per_day: int = _f(
+        100, "cards a day an analyst team checks: a version's review threshold", ge=1
+    )
+    decline_precision: float = _f(
+        0.9, "how often declines without review must be fraud", gt=0.0, le=1.0
+    )
+    search_budget_seconds: float = _f(30.0, "hyper-parameter search per training run", ge=0.0)
+    validation_days: int = _f(7, "each validation fold's length, days", ge=1)
+    validation_folds: int = _f(3, "prequential validation folds", ge=1)
+    validation_fold_shift_days: int = _f(7, "days between the folds", ge=1)
+    train_genuine_per_fraud: float = _f(
+        20.0, "genuine training rows kept per fraud (0: all)", ge=0.0
+    )
+    training_threads: int = _f(2, "cores a training fit may use (scorers use one)", ge=1)
+
+    drift_window_events: int = _f(5_000, "scored events per drift window", ge=1)
+    drift_window_seconds: float = _f(
+        0.0, "event-time span that also closes a window (0: off)", ge=0.0
+    )
+    drift_min_events: int = _f(500, "a smaller (time-closed) window is not tested", ge=1)
+    drift_alpha: float = _f(0.01, "a test's p-value below this is significant", gt=0.0, lt=1.0)
+    drift_min_psi: float = _f(0.1, "and a PSI at least this is material", ge=0.0)
+    drift_severe_share: float = _f(0.2, "more drifted features than this: retrain", **SHARE)
+    drift_rearm_windows: int = _f(
+        3, "calm windows after a request before another may be sent", ge=0
+    )
+    drift_report_every: int = _f(10, "an Evidently HTML report every this many windows", ge=1)
+
+    challenger_delay_days: int = _f(
+        14, "no fraud label this long after a transaction: the challenger learns genuine", ge=1
+    )
+
+    retrain_cron: str = _f("0 3 * * 1", "the trainer's schedule (cron, UTC): Mondays 03:00")
+    retrain_train_days: int = _f(30, "days a retrain trains on", ge=1)
+    retrain_test_days: int = _f(3, "the gate's window, the latest with mature labels", ge=1)
+    retrain_after_drift_days: int = _f(3, "post-drift days the training rows must hold", ge=0)
+    promotion_margin: float = _f(
+        0.01, "average precision the challenger must gain to be promoted", ge=0.0
+    )
+    trainer_poll_seconds: float = _f(
+        5.0, "how often a waiting drift request is checked again", gt=0.0
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Settings(...) takes only its arguments: the environment is read in from_env
+        return (init_settings,)
+
+    @field_validator("home", "cache_dir", "kafka_data_dir_override", "kafka_log_dir_override",
+                     "mlflow_artifact_dir_override", "api_keys_file")  # fmt: skip
+    @classmethod
+    def _expand_user(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @field_validator("retrain_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if not croniter.is_valid(value):
+            raise ValueError("must be a cron expression such as '0 3 * * 1'")
+        return value
+
+    @model_validator(mode="after")
+    def _thresholds_in_order(self) -> Settings:
+        if self.review_threshold > self.decline_threshold:
+            raise ValueError(
+                "FRAUD_REVIEW_THRESHOLD must not exceed FRAUD_DECLINE_THRESHOLD, got "
+                f"{self.review_threshold} > {self.decline_threshold}"
+            )
+        return self
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes``, checked like the original."""
+        return type(self)(**{**dict(self), **changes})
 
     def training_options(self, seed: int = 7, k: int = 100) -> TrainingOptions:
         from retraining.budget import ReviewBudget
@@ -216,28 +342,55 @@ class Settings:
     def mlflow_server_uri(self) -> str:
         return f"http://127.0.0.1:{self.mlflow_port}"
 
-    def __post_init__(self) -> None:
-        if self.log_format not in ("text", "json"):
-            raise SettingsError(f"FRAUD_LOG_FORMAT must be text or json, got {self.log_format!r}")
-
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        """Read every ``FRAUD_<FIELD>`` that is set; unknown ``FRAUD_*`` names are an error."""
-        # FRAUD_KAFKA_BOOTSTRAP sets kafka_bootstrap_override, and so on: the property reads it.
-        fields = {f.name.removesuffix("_override"): f for f in dataclasses.fields(cls)}
-        values: dict[str, object] = {}
-        for key, raw in environ.items():
+    def from_env(cls, environ: Mapping[str, str], env_file: Path | None = None) -> Settings:
+        """Read every ``FRAUD_<FIELD>`` that is set, in ``environ`` or else in ``env_file``
+        (a ``.env`` file, if it exists); unknown ``FRAUD_*`` names are an error."""
+        variables = {
+            **(dotenv_values(env_file) if env_file and env_file.is_file() else {}), **environ,
+        }  # fmt: skip
+        # FRAUD_KAFKA_BOOTSTRAP sets kafka_bootstrap_override, and so on: the property reads it
+        fields = {name.removesuffix("_override"): name for name in cls.model_fields}
+        named: dict[str, str] = {}
+        for key, raw in variables.items():
             name = key.removeprefix(PREFIX).lower()
-            if not key.startswith(PREFIX) or raw == "" or name in _NOT_SETTINGS:
+            if not key.startswith(PREFIX) or raw in ("", None) or name in _NOT_SETTINGS:
                 continue
             if name not in fields:
                 raise SettingsError(f"{key} is not a fraudstream setting")
-            values[fields[name].name] = _convert(key, raw, fields[name].type)
+            named[f"{PREFIX}{fields[name]}"] = str(raw)
         # MLflow's own variable, what an MLflow user sets first; FRAUD_* wins when both are
         # set. (MLFLOW_REGISTRY_URI needs nothing here: MLflow's client reads it itself.)
-        if "mlflow_tracking_uri_override" not in values and environ.get("MLFLOW_TRACKING_URI"):
-            values["mlflow_tracking_uri_override"] = environ["MLFLOW_TRACKING_URI"]
-        return cls(**values)  # type: ignore[arg-type]
+        if variables.get("MLFLOW_TRACKING_URI") and "FRAUD_MLFLOW_TRACKING_URI" not in variables:
+            named[f"{PREFIX}mlflow_tracking_uri_override"] = str(variables["MLFLOW_TRACKING_URI"])
+        try:
+            return cls(**_EnvMapping(cls, named)())
+        except ValidationError as error:
+            raise SettingsError(_explain(error, named)) from None
+
+
+class _EnvMapping(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping instead of ``os.environ``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], variables: Mapping[str, str]) -> None:
+        self._variables = variables
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._variables, case_sensitive=False)
+
+
+def _explain(error: ValidationError, named: Mapping[str, str]) -> str:
+    """One line a bad variable: its public name, what is wrong, and the value given."""
+    lines = []
+    for problem in error.errors():
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        variable = f"{PREFIX}{field.removesuffix('_override').upper()}"
+        given = named.get(f"{PREFIX}{field}")
+        shown = f", got {given!r}" if given is not None and field != "api_keys" else ""
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"{variable}: {message}{shown}" if field else message)
+    return "; ".join(lines)
 
 
 def to_env(settings: Settings) -> dict[str, str]:
@@ -248,36 +401,15 @@ def to_env(settings: Settings) -> dict[str, str]:
     True
     """
     env = {}
-    for field in dataclasses.fields(settings):
-        value = getattr(settings, field.name)
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
         if value is not None:
-            name = field.name.removesuffix("_override").upper()
-            env[f"{PREFIX}{name}"] = str(value.absolute() if isinstance(value, Path) else value)
+            key = f"{PREFIX}{name.removesuffix('_override').upper()}"
+            env[key] = str(value.absolute() if isinstance(value, Path) else value)
     return env
 
 
 # FRAUD_* variables read by other tools (tests, CI), not by the settings object.
 _NOT_SETTINGS = frozenset({"services", "keep_services"})
-
-
-def _convert(key: str, raw: str, annotation: object) -> object:
-    text = str(annotation)
-    if text == "int":
-        try:
-            return int(raw)
-        except ValueError:
-            raise SettingsError(f"{key} must be a whole number, got {raw!r}") from None
-    if text == "float":
-        try:
-            return float(raw)
-        except ValueError:
-            raise SettingsError(f"{key} must be a number, got {raw!r}") from None
-    if text == "bool":
-        if raw.lower() in ("1", "true", "yes", "on"):
-            return True
-        if raw.lower() in ("0", "false", "no", "off"):
-            return False
-        raise SettingsError(f"{key} must be true or false, got {raw!r}")
-    if "Path" in text:
-        return Path(raw).expanduser()
-    return raw

@@ -38,8 +38,7 @@ class Endpoints:
     def settings(self, **overrides: object) -> Settings:
         """Settings that point at these services (FRAUD_HOME and friends still apply)."""
         base = Settings.from_env(os.environ)
-        return dataclasses.replace(
-            base,
+        return base.replace(
             kafka_bootstrap_override=self.kafka_bootstrap,
             redis_url_override=self.redis_url,
             mlflow_tracking_uri_override=self.mlflow_tracking_uri,

@@ -117,7 +117,7 @@ async def _unaligned_throughput(
 ) -> list[BenchResult]:
     """The same worker on the same waiting transactions with its partitions not kept in step
     by event time (``FRAUD_MAX_PARTITION_LEAD=0``): what the alignment costs."""
-    unaligned = dataclasses.replace(_worker_settings(settings, f"{run}u"), max_partition_lead=0.0)
+    unaligned = _worker_settings(settings, f"{run}u").replace(max_partition_lead=0.0)
     await create_topics(unaligned)
     await _produce(settings.kafka_bootstrap, unaligned.topic(TRANSACTIONS.name), values)
     with state_deleted_after(settings, unaligned.topic_prefix):
@@ -282,8 +282,8 @@ async def _shared_throughput(
 
 def _worker_settings(settings: Settings, run: str) -> Settings:
     """A bench run's workers: topics and consumer group of their own, no metrics port."""
-    return dataclasses.replace(
-        settings, topic_prefix=f"bench{run}.", app_id=f"fraudstream-bench-{run}", metrics_port=0
+    return settings.replace(
+        topic_prefix=f"bench{run}.", app_id=f"fraudstream-bench-{run}", metrics_port=0
     )
 
 
@@ -748,8 +748,7 @@ def step_costs(settings: Settings, count: int = 10_000, batch: int = 500) -> lis
     client = redis.Redis.from_url(settings.redis_url)
     # two key spaces of their own: the features alone, then the whole path
     spaces = [
-        dataclasses.replace(settings, topic_prefix=f"bench-steps-{uuid.uuid4().hex[:8]}.")
-        for _ in range(2)
+        settings.replace(topic_prefix=f"bench-steps-{uuid.uuid4().hex[:8]}.") for _ in range(2)
     ]
     engine = FeatureEngine(feature_store(spaces[0], client), settings.label_delay_days)
     scorer = load_scorer_or_fallback(settings, f"{settings.model_name}@{CHAMPION}")

@@ -11,7 +11,6 @@ latencies next to their floor (the same load through a relay or the trivial endp
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 import uuid
@@ -132,7 +131,7 @@ def drift_to_champion(base: Settings, say: Callable[[str], None]) -> list[BenchR
     run = f"bench{datetime.now(UTC):%Y%m%d%H%M%S}"
     # a model name of its own: the loop promotes, and the next report's stream and REST
     # stages must score with the same champion as this one's, not with what this loop made
-    settings = dataclasses.replace(demo_settings(base, run), model_name=f"{base.model_name}-{run}")
+    settings = demo_settings(base, run).replace(model_name=f"{base.model_name}-{run}")
     plan = DemoPlan.default()
     home = settings.home / "demo" / run
     with state_deleted_after(settings, settings.topic_prefix):

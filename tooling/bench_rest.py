@@ -6,7 +6,6 @@ driven over loopback by a small keep-alive HTTP/1.1 load generator (this process
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import sys
 import time
@@ -63,8 +62,8 @@ async def run_rest_bench(settings: Settings, seconds: float, rate: float) -> lis
     finally:
         trivial.terminate()
         trivial.wait(timeout=30)
-    api_settings = dataclasses.replace(
-        settings, api_keys=f"bench:{BENCH_KEY}", api_access_log=False, api_rate_per_key=1e9,
+    api_settings = settings.replace(
+        api_keys=f"bench:{BENCH_KEY}", api_access_log=False, api_rate_per_key=1e9,
         topic_prefix=f"bench{os.getpid()}.", app_id=f"fraudstream-bench-api-{os.getpid()}",
     )  # fmt: skip
     client = redis.Redis.from_url(settings.redis_url)

@@ -79,8 +79,8 @@ TABLE_HEAD = (
 
 def isolated(settings: Settings, name: str) -> Settings:
     run = uuid.uuid4().hex[:8]
-    return dataclasses.replace(
-        settings, topic_prefix=f"chaos-{name}-{run}.", app_id=f"fraudstream-chaos-{name}-{run}",
+    return settings.replace(
+        topic_prefix=f"chaos-{name}-{run}.", app_id=f"fraudstream-chaos-{name}-{run}",
         metrics_port=0,
     )  # fmt: skip
 
@@ -308,7 +308,7 @@ async def bad_clocks(
     late for any feature window, on the cards and terminals of ``valid`` on-time ones and
     mixed into them under load (one partition: the order the offline replay sees). None may
     change another transaction's features; each is scored, flagged late or a dead letter."""
-    settings = dataclasses.replace(isolated(settings, "clocks"), partitions=1)
+    settings = isolated(settings, "clocks").replace(partitions=1)
     good = _transactions(valid)
     records = [decode(Transaction, value) for _, value in good]
     offline = FeatureEngine(InMemoryFeatureStore(), settings.label_delay_days)
@@ -394,7 +394,7 @@ def own_services(settings: Settings, home: Path, *names: str) -> Settings:
             "mlflow_port": free_port(), "mlflow_tracking_uri_override": None,
             "mlflow_artifact_dir_override": None,
         }  # fmt: skip
-    return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
+    return settings.replace(**changes)
 
 
 async def _outage(
@@ -507,9 +507,7 @@ async def mlflow_outage(
     mlflow = LocalMlflow(base)
     await asyncio.to_thread(mlflow.up, True)  # a sqlite store of its own, and the server
     store = base.mlflow_tracking_uri  # what the server serves, reachable without it
-    settings = isolated(
-        dataclasses.replace(base, mlflow_tracking_uri_override=base.mlflow_server_uri), "mlflow"
-    )
+    settings = isolated(base.replace(mlflow_tracking_uri_override=base.mlflow_server_uri), "mlflow")
     workers: list[subprocess.Popen[bytes]] = []
     try:
         await asyncio.to_thread(register_versions, settings, (1, 2))  # 1 champion, 2 not
@@ -589,7 +587,7 @@ async def backlog(settings: Settings, logs: Path, count: int = 1_000_000) -> Out
     """``count`` transactions already waiting when a worker starts (a consumer that was down
     or too slow): drained without loss, the lag visible in ``fraudstream_consumer_lag``."""
     settings = isolated(settings, "backlog")
-    settings = dataclasses.replace(settings, metrics_port=free_port())
+    settings = settings.replace(metrics_port=free_port())
     items = _transactions(count)
     ids = {_id(value) for _, value in items}
     sample = {_id(value) for _, value in items[::PARITY_SAMPLE_EVERY]}

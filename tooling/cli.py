@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import sys
@@ -14,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from streams.logs import configure_logging
-from streams.settings import Settings, SettingsError
+from streams.settings import Settings, SettingsError, to_env
 
 logger = logging.getLogger("fraudstream")
 # the fault-injection scenarios of `fraudstream chaos`, in the order they run
@@ -25,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        settings = Settings.from_env(os.environ)
+        settings = Settings.from_env(os.environ, env_file=Path(".env"))
     except SettingsError as error:
         print(f"fraudstream: {error}", file=sys.stderr)  # noqa: T201
         return 2
@@ -118,6 +117,16 @@ def _parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=None, help="folder (default: the package's schemas/contracts)"
     )
     contracts.set_defaults(handler=_schemas)
+
+    shown = command("settings", "the settings a process started here would use (secrets masked)")
+    shown.add_argument(
+        "--markdown", action="store_true", help="print the table of every setting instead"
+    )
+    shown.add_argument(
+        "--readme", type=Path, default=None, metavar="README",
+        help="rewrite the table of settings in this README (a test compares them)",
+    )  # fmt: skip
+    shown.set_defaults(handler=_settings)
 
     services = command("services", "local Kafka (KRaft), Redis and MLflow without Docker")
     services.add_argument(
@@ -377,8 +386,8 @@ def _train(settings: Settings, args: argparse.Namespace) -> int:
         "search_budget_seconds": args.search_budget,
         "review_budget_per_day": args.review_budget,
     }
-    settings = dataclasses.replace(
-        settings, **{name: value for name, value in overrides.items() if value is not None}
+    settings = settings.replace(
+        **{name: value for name, value in overrides.items() if value is not None}
     )
     _wait_for_registry(settings)
     edges = ("train_start", "train_end", "test_start", "test_end")
@@ -427,7 +436,7 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
     from tooling.jobs import evaluate_models
 
     if args.search_budget is not None:
-        settings = dataclasses.replace(settings, search_budget_seconds=args.search_budget)
+        settings = settings.replace(search_budget_seconds=args.search_budget)
     _say(
         evaluate_models(
             settings, args.transactions, args.labels, args.ablation, args.seed, args.k,
@@ -783,6 +792,21 @@ def _schemas(settings: Settings, args: argparse.Namespace) -> int:
     for name in stale:
         _say(f"{folder / name}: differs from the code (run: fraudstream schemas export)")
     return 1 if stale else 0
+
+
+def _settings(settings: Settings, args: argparse.Namespace) -> int:
+    from tooling.settings_doc import markdown_table, rewrite
+
+    if args.readme is not None:
+        changed = rewrite(args.readme)
+        _say(f"{args.readme}: {'table rewritten' if changed else 'table already current'}")
+    elif args.markdown:
+        print(markdown_table(), end="")  # noqa: T201
+    else:
+        for variable, value in to_env(settings).items():
+            secret = variable == "FRAUD_API_KEYS"
+            print(f"{variable}={'**********' if secret else value}")  # noqa: T201
+    return 0
 
 
 def _services(settings: Settings, args: argparse.Namespace) -> int:

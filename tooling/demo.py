@@ -76,8 +76,7 @@ class DemoPlan:
 
 
 def demo_settings(settings: Settings, run: str) -> Settings:
-    return dataclasses.replace(
-        settings,
+    return settings.replace(
         app_id=f"fraudstream-demo-{run}",
         topic_prefix=f"demo-{run}.",
         training_store=str((run_dir(settings, run) / "training-store").absolute()),
@@ -181,12 +180,12 @@ def run_loop(
         )
 
     port = settings.metrics_port
-    sinks = dataclasses.replace(settings, metrics_port=port + 1 if port else 0)
+    sinks = settings.replace(metrics_port=port + 1 if port else 0)
     processes = {
         "worker": spawn_worker(settings, logs / "worker.log", SCORING_AGENTS),
         "sinks": spawn_worker(sinks, logs / "sinks.log", SINK_AGENTS),
         "trainer": spawn_trainer(
-            dataclasses.replace(settings, metrics_port=port + 2 if port else 0),
+            settings.replace(metrics_port=port + 2 if port else 0),
             logs / "trainer.log",
         ),
     }
@@ -295,7 +294,8 @@ async def _stream_and_watch(
 
 
 def _ask_api(settings: Settings, row: pd.Series) -> dict:
-    key = (settings.api_keys or "").split(",")[0].split(":")[1]
+    assert settings.api_keys is not None  # demo_settings made one
+    key = settings.api_keys.get_secret_value().split(",")[0].split(":")[1]
     body = {
         "transaction_id": "demo-rest-call",
         "event_time": datetime.now(UTC).isoformat(),

@@ -8,7 +8,6 @@ scores it again). Part of ``make test``; ``make chaos`` runs only these."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import math
 import uuid
 from pathlib import Path
@@ -37,7 +36,7 @@ def chaos_settings(services: Endpoints, tmp_path: Path, champion: bool = True) -
     settings = services.settings(home=tmp_path, model_name=f"it-chaos-{uuid.uuid4().hex[:8]}")
     if champion:  # a real champion (LightGBM) scores, not the rules
         register_two_versions(settings)
-    return dataclasses.replace(settings, partitions=3)
+    return settings.replace(partitions=3)
 
 
 @pytest.mark.timeout(900)

@@ -7,7 +7,6 @@ The registry is an MLflow tracking *server* here, as in the compose stack."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import math
 import re
@@ -96,8 +95,7 @@ def test_every_dashboard_query_returns_data_from_real_workers_and_api(
     registry = Settings(home=tmp_path / "mlflow-server", mlflow_port=free_port())
     mlflow = LocalMlflow(registry)
     mlflow.up(with_server=True)
-    settings = dataclasses.replace(
-        isolated(services, tmp_path, api_keys=f"it:{SECRET}", api_port=free_port()),
+    settings = isolated(services, tmp_path, api_keys=f"it:{SECRET}", api_port=free_port()).replace(
         mlflow_tracking_uri_override=registry.mlflow_server_uri,
         metrics_port=free_port(), drift_window_events=400, drift_min_events=100,
     )  # fmt: skip

@@ -6,7 +6,6 @@ and score; ``services up`` must not say the broker is up before a group can be c
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,9 +29,8 @@ from tooling.services.process import free_port
 def brand_new_broker_settings(services: Endpoints, home: Path) -> Settings:
     """Our own Kafka (fresh data directory, free ports); Redis and MLflow of the session."""
     run = uuid.uuid4().hex[:8]
-    return dataclasses.replace(
-        services.settings(home=home, app_id=f"fraudstream-fresh-{run}", partitions=3,
-                          model_name=f"it-fresh-{run}", metrics_port=0),
+    return services.settings(home=home, app_id=f"fraudstream-fresh-{run}", partitions=3,
+                          model_name=f"it-fresh-{run}", metrics_port=0).replace(
         kafka_bootstrap_override=None, kafka_port=free_port(), kafka_controller_port=free_port(),
     )  # fmt: skip
 

@@ -4,7 +4,6 @@ command moves the champion in MLflow and every worker swaps (not one member of t
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from pathlib import Path
 
@@ -54,7 +53,7 @@ async def until_all(settings: Settings, reader: Reader, probes: list, version: s
 def test_promote_and_rollback_reach_every_worker(
     services: Endpoints, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = dataclasses.replace(isolated(services, tmp_path), partitions=4, metrics_port=0)
+    settings = isolated(services, tmp_path).replace(partitions=4, metrics_port=0)
     register_two_versions(settings)  # version 1 is champion
     for name, value in to_env(settings).items():
         monkeypatch.setenv(name, value)

@@ -4,7 +4,6 @@ no transaction is counted twice in the feature state."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import signal
 import time
 import uuid
@@ -39,7 +38,7 @@ def test_kill_9_mid_stream_loses_nothing_and_counts_nothing_twice(
     services: Endpoints, tmp_path: Path
 ) -> None:
     settings = own_run(services, tmp_path, "crash", partitions=3)
-    worker_settings = dataclasses.replace(settings, batch_size=100)
+    worker_settings = settings.replace(batch_size=100)
     simulation = simulate(SimulationConfig(seed=6, days=4, customers=300, terminals=120))
     records = transaction_records(simulation.transactions.head(3_000))
     items = [(r.card_id.encode(), encode(r)) for r in records]

@@ -54,5 +54,5 @@ def test_text_logs_mask_too(restore_root: object) -> None:
 
 def test_an_unknown_log_format_is_refused_by_its_variable() -> None:
     assert Settings.from_env({"FRAUD_LOG_FORMAT": "json"}).log_format == "json"
-    with pytest.raises(SettingsError, match="FRAUD_LOG_FORMAT must be text or json"):
+    with pytest.raises(SettingsError, match="FRAUD_LOG_FORMAT: Input should be 'text' or 'json'"):
         Settings.from_env({"FRAUD_LOG_FORMAT": "xml"})
