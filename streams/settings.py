@@ -14,11 +14,6 @@ only what it is given (no environment).
 'sqlite:////srv/fs/mlflow/mlflow.db'
 >>> Settings.from_env({"MLFLOW_TRACKING_URI": "http://mlflow:5000"}).mlflow_tracking_uri
 'http://mlflow:5000'
->>> try:
-...     Settings.from_env({"FRAUD_PARTITIONS": "0"})
-... except SettingsError as error:
-...     print(error)
-FRAUD_PARTITIONS: Input should be greater than or equal to 1, got '0'
 """
 
 from __future__ import annotations
@@ -105,6 +100,13 @@ class Settings(BaseSettings):
     )  # fmt: skip
     mlflow_artifact_dir_override: Path | None = _f(
         None, "where a local MLflow keeps model files", shown="$FRAUD_HOME/mlflow/artifacts"
+    )
+
+    prometheus_port: int = _f(
+        19090, "`services up --only prometheus`: the local Prometheus's port", **PORT
+    )
+    alertmanager_port: int = _f(
+        19094, "`services up --only alertmanager`: the local Alertmanager's port", **PORT
     )
 
     app_id: str = _f("fraudstream", "the Faust app and its consumer group: workers share it")

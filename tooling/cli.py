@@ -128,13 +128,20 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     shown.set_defaults(handler=_settings)
 
-    services = command("services", "local Kafka (KRaft), Redis and MLflow without Docker")
+    services = command(
+        "services", "local Kafka (KRaft), Redis and MLflow without Docker; Prometheus and "
+        "Alertmanager on request",
+    )  # fmt: skip
     services.add_argument(
         "action", choices=["up", "down", "status"],
         help="up: start what is not running; down: stop what up started; status: exit 3 if "
         "one is not running",
     )  # fmt: skip
-    services.add_argument("--only", default="kafka,redis,mlflow", help="comma-separated subset")
+    services.add_argument(
+        "--only", default="", metavar="NAMES",
+        help="comma-separated, of kafka, redis, mlflow, alertmanager, prometheus (default: up "
+        "starts the first three; down stops all that run; status shows those)",
+    )  # fmt: skip
     services.add_argument(
         "--mlflow-server",
         action="store_true",
@@ -810,16 +817,16 @@ def _settings(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _services(settings: Settings, args: argparse.Namespace) -> int:
-    from tooling.services import LocalServices
+    from tooling.services import ALL, NAMES, LocalServices
 
     services = LocalServices(settings)
     names = tuple(name.strip() for name in args.only.split(",") if name.strip())
     if args.action == "up":
-        services.up(names, mlflow_server=args.mlflow_server)
+        services.up(names or NAMES, mlflow_server=args.mlflow_server)
     elif args.action == "down":
-        stopped = services.down(names)
+        stopped = services.down(names or ALL)
         logger.info("stopped: %s", ", ".join(stopped) or "nothing (fraudstream had started none)")
-    statuses = services.status(names)
+    statuses = services.status(names or None)
     for status in statuses:
         print(status.line())  # noqa: T201 - the command's output
     # status exits 3 when something is not running, as service managers do

@@ -1,34 +1,42 @@
-"""Local Kafka (KRaft), Redis and MLflow without Docker: ``fraudstream services up|down|status``."""
+"""Local Kafka (KRaft), Redis and MLflow without Docker, and on request Prometheus and
+Alertmanager: ``fraudstream services up|down|status [--only ...]``."""
 
 from __future__ import annotations
 
 from streams.settings import Settings
 from tooling.services.kafka import LocalKafka
 from tooling.services.mlflow import LocalMlflow
+from tooling.services.monitoring import LocalAlertmanager, LocalPrometheus
 from tooling.services.process import ServiceError, ServiceStatus
 from tooling.services.redis import LocalRedis
 
-NAMES = ("kafka", "redis", "mlflow")
+NAMES = ("kafka", "redis", "mlflow")  # what the system needs: `services up` starts these
+MONITORING = ("alertmanager", "prometheus")  # started when named; Prometheus sends to AM
+ALL = NAMES + MONITORING
 
-__all__ = ["NAMES", "LocalServices", "ServiceError", "ServiceStatus"]
+__all__ = ["ALL", "NAMES", "LocalServices", "ServiceError", "ServiceStatus"]
+
+Service = LocalKafka | LocalRedis | LocalMlflow | LocalAlertmanager | LocalPrometheus
 
 
 class LocalServices:
-    """The three services, started in dependency order and stopped in reverse."""
+    """The services, started in dependency order and stopped in reverse."""
 
     def __init__(self, settings: Settings) -> None:
         self.kafka = LocalKafka(settings)
         self.redis = LocalRedis(settings)
         self.mlflow = LocalMlflow(settings)
+        self.alertmanager = LocalAlertmanager(settings)
+        self.prometheus = LocalPrometheus(settings)
         self.started: list[str] = []
 
-    def _pick(self, names: tuple[str, ...]) -> list[LocalKafka | LocalRedis | LocalMlflow]:
-        unknown = set(names) - set(NAMES)
+    def _pick(self, names: tuple[str, ...]) -> list[Service]:
+        unknown = set(names) - set(ALL)
         if unknown:
             raise ServiceError(
-                f"unknown service(s) {sorted(unknown)}: choose from {', '.join(NAMES)}"
+                f"unknown service(s) {sorted(unknown)}: choose from {', '.join(ALL)}"
             )
-        return [getattr(self, name) for name in NAMES if name in names]
+        return [getattr(self, name) for name in ALL if name in names]
 
     def up(self, names: tuple[str, ...] = NAMES, mlflow_server: bool = False) -> None:
         """Start what is not running; ``started`` then names what this object started, so a
@@ -41,9 +49,13 @@ class LocalServices:
             if started:
                 self.started.append(service.name)
 
-    def down(self, names: tuple[str, ...] = NAMES) -> list[str]:
+    def down(self, names: tuple[str, ...] = ALL) -> list[str]:
         """Stop what ``up`` started; returns the names of the services that were stopped."""
         return [service.name for service in reversed(self._pick(names)) if service.down()]
 
-    def status(self, names: tuple[str, ...] = NAMES) -> list[ServiceStatus]:
+    def status(self, names: tuple[str, ...] | None = None) -> list[ServiceStatus]:
+        """The named services; by default the system's and the monitoring that runs."""
+        if names is None:
+            running = (m for m in MONITORING if getattr(self, m).process.pid() is not None)
+            names = NAMES + tuple(running)
         return [service.status() for service in self._pick(names)]

@@ -26,6 +26,16 @@ def amtool(*arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([tool, *arguments], capture_output=True, text=True, check=False)
 
 
+def alertmanager_command(config: Path, port: int, data_dir: Path) -> list[str]:
+    return [
+        require_debian_tool("prometheus-alertmanager", PACKAGE),
+        f"--config.file={config}",
+        f"--storage.path={data_dir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",  # one instance: no gossip port
+    ]
+
+
 class AlertmanagerApi:
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
@@ -42,17 +52,8 @@ class AlertmanagerApi:
 @contextlib.contextmanager
 def running_alertmanager(config: Path, port: int, data_dir: Path) -> Iterator[AlertmanagerApi]:
     """An Alertmanager on 127.0.0.1:``port`` with ``config``, stopped on exit."""
-    server = require_debian_tool("prometheus-alertmanager", PACKAGE)
     process = ManagedProcess("alertmanager", data_dir, f"127.0.0.1:{port}")
-    process.start(
-        [
-            server,
-            f"--config.file={config}",
-            f"--storage.path={data_dir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",  # one instance: no gossip port
-        ]
-    )
+    process.start(alertmanager_command(config, port, data_dir))
     api = AlertmanagerApi(f"http://127.0.0.1:{port}")
     try:
         wait_until(api.ready, 60.0, "Alertmanager", process)

@@ -38,6 +38,17 @@ def promtool(*arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([tool, *arguments], capture_output=True, text=True, check=False)
 
 
+def prometheus_command(config: Path, port: int, data_dir: Path) -> list[str]:
+    server, _ = prometheus_binaries()
+    return [
+        server,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={data_dir / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--web.enable-lifecycle",
+    ]
+
+
 class PrometheusApi:
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
@@ -65,21 +76,17 @@ class PrometheusApi:
     def ready(self) -> bool:
         return answers_200(f"{self.url}/-/ready")
 
+    def alertmanagers(self) -> list[str]:
+        """The Alertmanager URLs Prometheus sends its alerts to now."""
+        active = self.get("/api/v1/alertmanagers")["data"]["activeAlertmanagers"]
+        return [str(manager["url"]) for manager in active]
+
 
 @contextlib.contextmanager
 def running_prometheus(config: Path, port: int, data_dir: Path) -> Iterator[PrometheusApi]:
     """A Prometheus on 127.0.0.1:``port`` with ``config``, stopped on exit."""
-    server, _ = prometheus_binaries()
     process = ManagedProcess("prometheus", data_dir, f"127.0.0.1:{port}")
-    process.start(
-        [
-            server,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={data_dir / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--web.enable-lifecycle",
-        ]
-    )
+    process.start(prometheus_command(config, port, data_dir))
     api = PrometheusApi(f"http://127.0.0.1:{port}")
     try:
         wait_until(api.ready, 60.0, "Prometheus", process)
