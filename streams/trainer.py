@@ -81,6 +81,9 @@ class PendingRequests:
         self.store.write_state(PENDING_FILE, orjson.dumps(data, option=orjson.OPT_INDENT_2))
 
 
+RETRAIN_STATUSES = ("promoted", "kept", "skipped")  # RetrainOutcome.status
+
+
 class TrainerMetrics:
     """The trainer's metrics: its retrains and gate outcomes, process and GC."""
 
@@ -93,6 +96,8 @@ class TrainerMetrics:
             "Retrains by outcome (promoted, kept: the gate said no, skipped)", ["status"],
             registry=self.registry,
         )  # fmt: skip
+        for status in RETRAIN_STATUSES:  # every outcome a series from the start: rate() works
+            self.retrains.labels(status)
         self.waiting = Gauge(
             "fraudstream_trainer_waiting_requests",
             "Drift requests waiting for labelled post-drift data", registry=self.registry,

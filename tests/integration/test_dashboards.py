@@ -29,6 +29,7 @@ from tests.conftest import ROOT, Endpoints
 from tests.integration.test_api import JSON, KEY, SECRET, free_port
 from tests.integration.test_streaming import MALFORMED, isolated, register_two_versions, send
 from tooling.cli import main
+from tooling.demo import spawn_trainer
 from tooling.processes import spawn_api, spawn_worker
 from tooling.services.mlflow import LocalMlflow
 from tooling.services.prometheus import promtool, running_prometheus
@@ -37,7 +38,18 @@ PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 DASHBOARDS = sorted((ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
 SCRAPE_SECONDS = 1
 # Grafana's own variables, as Grafana would fill them for a short range and a 1 s scrape
-GRAFANA_VARIABLES = {"$__rate_interval": "4s", "$__interval": "1s", "$__range": "5m"}
+# (and the dashboard's instance variable set to All)
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "4s", "$__interval": "1s", "$__range": "5m", "$instance": ".*",
+}  # fmt: skip
+
+
+def instance_selector() -> str:
+    """The selector of the dashboards' ``instance`` variable, as ``label_values`` names it."""
+    (variable,) = json.loads(DASHBOARDS[0].read_text())["templating"]["list"]
+    match = re.fullmatch(r"label_values\((.+), instance\)", variable["definition"])
+    assert match, variable["definition"]
+    return match.group(1)
 
 
 def dashboard_queries() -> list[tuple[str, str]]:
@@ -59,7 +71,7 @@ def dashboard_queries() -> list[tuple[str, str]]:
 
 
 def grafana_filled(expr: str) -> str:
-    return re.sub(r"\$__\w+", lambda m: GRAFANA_VARIABLES[m.group(0)], expr)
+    return re.sub(r"\$\w+", lambda m: GRAFANA_VARIABLES[m.group(0)], expr)
 
 
 def test_the_alert_rules_are_valid_and_their_unit_tests_pass() -> None:
@@ -80,6 +92,8 @@ def prometheus_config(settings: Settings, rules: Path) -> dict:
         "scrape_configs": [
             {"job_name": "fraudstream-scorer",
              "static_configs": [{"targets": [f"127.0.0.1:{settings.metrics_port}"]}]},
+            {"job_name": "fraudstream-trainer",
+             "static_configs": [{"targets": [f"127.0.0.1:{settings.metrics_port + 2}"]}]},
             {"job_name": "fraudstream-api",
              "static_configs": [{"targets": [f"{settings.api_host}:{settings.api_port}"]}]},
         ],
@@ -111,9 +125,11 @@ def test_every_dashboard_query_returns_data_from_real_workers_and_api(
         asyncio.run(create_topics(settings))
         processes.append(spawn_worker(settings, tmp_path / "worker.log", AGENTS))
         processes.append(spawn_api(settings, tmp_path / "api.log"))
+        trainer = settings.replace(metrics_port=settings.metrics_port + 2)
+        processes.append(spawn_trainer(trainer, tmp_path / "trainer.log"))
         with running_prometheus(config, free_port(), tmp_path / "prometheus") as prometheus:
             deadline = time.monotonic() + 60  # discovery hands targets over every 5 s
-            while not (len(targets := prometheus.targets_up()) == 2 and all(targets.values())):
+            while not (len(targets := prometheus.targets_up()) == 3 and all(targets.values())):
                 assert time.monotonic() < deadline, f"targets never all up: {targets}"
                 time.sleep(0.5)
             started = time.time()
@@ -130,6 +146,9 @@ def test_every_dashboard_query_returns_data_from_real_workers_and_api(
                 1,
             )
             rules = prometheus.get("/api/v1/rules")["data"]["groups"]
+            # the instance variable's values (Grafana's label_values over this selector)
+            now = time.time()
+            instances = prometheus.query_range(instance_selector(), now - 2, now, 1)
             targets = prometheus.targets_up()
     finally:
         for process in processes:
@@ -138,6 +157,9 @@ def test_every_dashboard_query_returns_data_from_real_workers_and_api(
         mlflow.down()
 
     assert targets and all(targets.values()), targets
+    assert {s["metric"]["instance"] for s in instances} == {
+        target.split("/")[2] for target in targets
+    }  # fmt: skip
     # the promotion half way reached the worker and the API, and the panel shows it
     versions = {s["metric"]["__name__"]: last_value(s) for s in latest_versions}
     assert versions == {

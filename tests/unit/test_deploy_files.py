@@ -98,6 +98,40 @@ def test_dashboards_use_the_provisioned_datasource_and_every_panel_has_a_query()
             assert panel["targets"] and all(t["expr"].strip() for t in panel["targets"])
 
 
+def test_the_dashboard_opens_on_the_stats_an_operator_checks_with_the_alerts_slos() -> None:
+    board = json.loads((GRAFANA / "dashboards" / "fraudstream.json").read_text())
+    panels = [p for p in board["panels"] if p["type"] != "row"]
+    first_row = [p for p in panels if p["gridPos"]["y"] == 1]
+    assert {p["type"] for p in first_row} == {"stat"}
+    assert [p["title"] for p in first_row] == [
+        "Scored per second", "p99 broker to scored", "Decline rate", "Consumer lag",
+        "Serving version", "Drift share",
+    ]  # fmt: skip
+    # the SLO lines are the alerts' thresholds
+    alerts = (ROOT / "deploy" / "prometheus" / "alerts.yml").read_text()
+    lines = {
+        p["title"]: p["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"]
+        for p in panels
+        if p["fieldConfig"]["defaults"].get("custom", {}).get("thresholdsStyle") == {"mode": "line"}
+    }  # fmt: skip
+    assert sorted(lines.values()) == [0.05, 0.25, 10000]
+    for value in lines.values():
+        assert f"> {value}" in alerts
+    (variable,) = board["templating"]["list"]
+    assert (variable["name"], variable["includeAll"], variable["allValue"]) == (
+        "instance",
+        True,
+        ".*",
+    )
+    exprs = [t["expr"] for p in panels for t in p["targets"]]
+    # probes and scrapes are not REST traffic; every worker panel can be narrowed by instance
+    assert all(
+        'route!~"/metrics|/health|/ready"' in e or "route=~" in e
+        for e in exprs if "fraudstream_api_requests" in e or "api_latency" in e
+    )  # fmt: skip
+    assert all('instance=~"$instance"' in e for e in exprs if "fraudstream_scored_total" in e)
+
+
 def test_the_image_holds_every_package_the_project_ships() -> None:
     import re
     import tomllib
