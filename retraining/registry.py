@@ -115,6 +115,12 @@ class ModelRegistry(Protocol):
 
     def load_reference(self, model_name: str, version: str) -> pd.DataFrame: ...
 
+    def store_report(self, model_name: str, version: str, path: Path) -> str:
+        """Keep a drift report with the training run of the version it judged; its URI."""
+        ...
+
+    def read_report(self, uri: str) -> bytes: ...
+
 
 def version_tags_of(best: Any) -> dict[str, str]:
     """The tags a registered version carries from its training: candidate, metrics, the
@@ -175,6 +181,7 @@ class InMemoryRegistry:
         self.versions: dict[str, list[_Version]] = {}
         self.aliases: dict[str, dict[str, str]] = {}
         self.gates: dict[str, dict[str, Any]] = {}  # run id -> gate.json
+        self.reports: dict[str, bytes] = {}  # URI -> the report's bytes
 
     def champion_version(self, model_name: str) -> str | None:
         return self.aliases.get(model_name, {}).get(CHAMPION)
@@ -254,6 +261,15 @@ class InMemoryRegistry:
 
     def load_reference(self, model_name: str, version: str) -> pd.DataFrame:
         return self._version(model_name, version).reference.copy()
+
+    def store_report(self, model_name: str, version: str, path: Path) -> str:
+        run_id = self._version(model_name, version).run_id
+        uri = f"memory:/{run_id}/drift/{path.name}"
+        self.reports[uri] = path.read_bytes()
+        return uri
+
+    def read_report(self, uri: str) -> bytes:
+        return self.reports[uri]
 
 
 def rollback_champion(registry: ModelRegistry, model_name: str, by: str) -> Promotion:

@@ -97,7 +97,8 @@ class DriftReport(BaseModel):
     prediction_drift: FeatureDrift | None = None
     decision_mix_drift: FeatureDrift | None = None
     severity: Severity
-    report_path: str | None = None
+    report_path: str | None = None  # the Evidently HTML on the writer's disk
+    report_uri: str | None = None  # the same kept in the registry (MLflow: runs:/<run>/drift/…)
     schema_version: Literal[1] = 1
 
 

@@ -23,6 +23,7 @@ from streams.metrics import WorkerMetrics
 logger = logging.getLogger(__name__)
 
 ReferenceLoader = Callable[[str], Reference]  # model version -> its reference sample
+ReportStore = Callable[[str, Path], str]  # model version, HTML file -> its URI in the registry
 RETRY_REFERENCE_S = 60.0
 KEPT_MONITORS = 3
 
@@ -37,12 +38,14 @@ class DriftAgent:
         reports_dir: Path,
         metrics: WorkerMetrics,
         report_every: int = 10,
+        store_report: ReportStore | None = None,
     ) -> None:
         self.model_name = model_name
         self.load_reference = load_reference
         self.thresholds, self.config = thresholds, config
         self.reports_dir, self.metrics = reports_dir, metrics
         self.report_every = report_every
+        self.store_report = store_report
         self.monitors: dict[str, DriftMonitor] = {}
         self.references: dict[str, Reference] = {}
         self.failed: dict[str, float] = {}  # version -> when its reference failed to load
@@ -93,7 +96,13 @@ class DriftAgent:
             path,
         )
         logger.info("drift report %s in %.1fs", path, time.perf_counter() - started)
-        return report.model_copy(update={"report_path": str(path)})
+        uri = None
+        if self.store_report is not None:
+            try:
+                uri = self.store_report(report.model_version, path)
+            except Exception as error:  # the registry being down must not stop the stream
+                logger.warning("drift report %s kept only on this disk: %s", path.name, error)
+        return report.model_copy(update={"report_path": str(path), "report_uri": uri})
 
     def _monitor(self, version: str) -> DriftMonitor | None:
         if version in self.monitors:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -22,7 +23,7 @@ from scoring.pipeline import ScoringPipeline
 from scoring.quality import RollingQuality
 from scoring.serving import Scorer
 from streams.challenger import ChallengerChannel, ChallengerLearner
-from streams.drift_agent import DriftAgent, ReferenceLoader
+from streams.drift_agent import DriftAgent, ReferenceLoader, ReportStore
 from streams.health import Health
 from streams.metrics import WorkerMetrics
 from streams.settings import Settings
@@ -95,6 +96,15 @@ def make_reference_loader(settings: Settings) -> ReferenceLoader:
     return load
 
 
+def make_report_store(settings: Settings) -> ReportStore:
+    """Keeps a drift report's HTML in the registry, with the served version's training run."""
+
+    def store(version: str, path: Path) -> str:
+        return model_registry(settings).store_report(settings.model_name, version, path)
+
+    return store
+
+
 def drift_config(settings: Settings) -> DriftConfig:
     return DriftConfig(
         window_events=settings.drift_window_events,
@@ -153,6 +163,7 @@ def make_parts(settings: Settings) -> WorkerParts:
             settings.reports_dir,
             metrics,
             settings.drift_report_every,
+            make_report_store(settings),
         ),
         challenger,
         ChallengerLearner(settings.challenger_delay_days, metrics, settings.review_threshold),

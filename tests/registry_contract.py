@@ -54,6 +54,13 @@ def check_registry(registry: ModelRegistry, artifacts: Path, name: str) -> None:
     assert list(reference.columns) == [*FEATURE_NAMES, "fraud_probability"]
     assert len(reference) == len(ROWS)
 
+    html = artifacts / "drift-report.html"
+    html.write_text("<html>drift of version 1</html>")
+    uri = registry.store_report(name, "1", html)
+    assert uri.endswith("/drift/drift-report.html") and one.run_id in uri
+    html.unlink()  # the registry keeps its own copy: the writer's disk may go
+    assert registry.read_report(uri) == b"<html>drift of version 1</html>"
+
     gate = GateDecision(True, "better", {"average_precision": 0.52}, {"average_precision": 0.51},
                         (0.001, 0.02))  # fmt: skip
     registry.record_gate(name, "2", two.run_id, gate, {"request_id": "r1"})

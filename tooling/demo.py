@@ -260,6 +260,7 @@ async def _stream_and_watch(
                         f"{report.severity}, {report.drift_share:.0%} of features "
                         f"({', '.join(drifted[:6])}{', ...' if len(drifted) > 6 else ''})"
                         + (f"; report {report.report_path}" if report.report_path else "")
+                        + (f" (in MLflow: {report.report_uri})" if report.report_uri else "")
                     )
             seen_reports = len(state.reports)
             for request in state.requests[seen_requests:]:

@@ -78,6 +78,9 @@ def ensure_experiment(client: Any, name: str, artifact_root: Path) -> str:
     return str(client.create_experiment(name, artifact_location=(artifact_root / name).as_uri()))
 
 
+DRIFT_ARTIFACTS = "drift"  # the folder of a training run that holds its drift reports
+
+
 class MlflowRegistry:
     """The model registry on the MLflow tracking server (or sqlite store) at ``tracking_uri``."""
 
@@ -239,6 +242,23 @@ class MlflowRegistry:
                 run_id=run_id, artifact_path="reference/reference.parquet", dst_path=folder
             )
             return pd.read_parquet(path)
+
+    def store_report(self, model_name: str, version: str, path: Path) -> str:
+        """The HTML becomes an artifact of the version's training run (``drift/``): the MLflow
+        UI shows it beside the model it judged, and it outlives the process that wrote it."""
+        run_id = self.version_tags(model_name, version).get("training_run")
+        if not run_id:
+            raise ValueError(f"{model_name} version {version} has no training run tag")
+        self.client().log_artifact(run_id, str(path), DRIFT_ARTIFACTS)
+        return f"runs:/{run_id}/{DRIFT_ARTIFACTS}/{path.name}"
+
+    def read_report(self, uri: str) -> bytes:
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        with tempfile.TemporaryDirectory() as folder:
+            path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder)
+            return Path(path).read_bytes()
 
 
 def _log_candidate(result: Any) -> None:

@@ -61,6 +61,10 @@ def test_drift_is_detected_retrained_promoted_and_scorers_swap(
     drifted = {f.feature for f in severe.features if f.drifted}
     assert {"amount", "card_amount_sum_1d", "merchant_category_code"} <= drifted
     assert severe.report_path is not None and Path(severe.report_path).stat().st_size > 0
+    # the same HTML kept in MLflow with version 1's training run, where the UI shows it
+    assert severe.report_uri is not None and severe.report_uri.startswith("runs:/")
+    kept = MlflowRegistry(settings.mlflow_tracking_uri).read_report(severe.report_uri)
+    assert kept == Path(severe.report_path).read_bytes()
 
     # one shift, one request, one promotion: version 1 (history) -> 2 (retrained)
     assert [r.drift.model_version for r in state.requests] == ["1"]

@@ -50,6 +50,43 @@ def test_kustomization_applies_every_file() -> None:
     assert sorted(listed) == sorted(on_disk)
 
 
+def test_podmonitors_scrape_every_role_under_the_job_names_the_alerts_use() -> None:
+    overlay = yaml.safe_load((K8S / "monitoring" / "kustomization.yaml").read_text())
+    assert overlay["resources"] == ["..", "podmonitors.yaml"]
+    monitors = list(yaml.safe_load_all((K8S / "monitoring" / "podmonitors.yaml").read_text()))
+    deployments = {name: d for (kind, name), d in resources().items() if kind == "Deployment"}
+    alerts = (ROOT / "deploy" / "prometheus" / "alerts.yml").read_text()
+    compose_jobs = {
+        job["job_name"]
+        for job in yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())[
+            "scrape_configs"
+        ]
+    }
+    assert {m["metadata"]["name"] for m in monitors} == set(deployments)
+    jobs = set()
+    for monitor in monitors:
+        assert (monitor["apiVersion"], monitor["kind"]) == (
+            "monitoring.coreos.com/v1",
+            "PodMonitor",
+        )
+        pod = deployments[monitor["metadata"]["name"]]["spec"]["template"]
+        assert (
+            monitor["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+        )
+        (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+        ports = {
+            p["name"]: p["containerPort"] for c in pod["spec"]["containers"] for p in c["ports"]
+        }
+        assert endpoint["port"] in ports and endpoint["path"] == "/metrics"
+        # and the annotations say the same, for a Prometheus without the Operator
+        assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(ports[endpoint["port"]])
+        (relabel,) = endpoint["relabelings"]
+        assert relabel["targetLabel"] == "job"
+        jobs.add(relabel["replacement"])
+    assert jobs == compose_jobs
+    assert 'job="fraudstream-scorer"' in alerts
+
+
 def test_scorers_scale_on_lag_within_the_partitions() -> None:
     found = resources()
     settings = found[("ConfigMap", "fraudstream-settings")]["data"]
