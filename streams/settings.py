@@ -26,11 +26,11 @@ from croniter import croniter
 from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.json_schema import JsonDict
-from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.sources import PydanticBaseSettingsSource
-from pydantic_settings.sources.utils import parse_env_vars
 
 from scoring.event_time import EventTimeRules
+from streams.settings_source import EnvMapping, explain
 
 if TYPE_CHECKING:  # training's imports (LightGBM, Optuna) load only where training runs
     from retraining.protocol import Protocol
@@ -108,6 +108,14 @@ class Settings(BaseSettings):
     alertmanager_port: int = _f(
         19094, "`services up --only alertmanager`: the local Alertmanager's port", **PORT
     )
+
+    schema_registry_port: int = _f(
+        18081, "`services up --schema-registry`: the local schema registry's port", **PORT
+    )
+    schema_registry_url_override: str | None = _f(
+        None, "the Confluent-compatible registry `schemas register` publishes to",
+        shown="http://127.0.0.1:$FRAUD_SCHEMA_REGISTRY_PORT/apis/ccompat/v7",
+    )  # fmt: skip
 
     app_id: str = _f("fraudstream", "the Faust app and its consumer group: workers share it")
     topic_prefix: str = _f("", "prepended to every topic name (isolates tests, tenants)")
@@ -315,6 +323,12 @@ class Settings(BaseSettings):
         return self.home / "models" / f"{self.app_id}-{self.model_name}.pkl"
 
     @property
+    def schema_registry_url(self) -> str:
+        return self.schema_registry_url_override or (
+            f"http://127.0.0.1:{self.schema_registry_port}/apis/ccompat/v7"
+        )
+
+    @property
     def kafka_bootstrap(self) -> str:
         return self.kafka_bootstrap_override or f"{self.kafka_host}:{self.kafka_port}"
 
@@ -366,33 +380,9 @@ class Settings(BaseSettings):
         if variables.get("MLFLOW_TRACKING_URI") and "FRAUD_MLFLOW_TRACKING_URI" not in variables:
             named[f"{PREFIX}mlflow_tracking_uri_override"] = str(variables["MLFLOW_TRACKING_URI"])
         try:
-            return cls(**_EnvMapping(cls, named)())
+            return cls(**EnvMapping(cls, named)())
         except ValidationError as error:
-            raise SettingsError(_explain(error, named)) from None
-
-
-class _EnvMapping(EnvSettingsSource):
-    """pydantic-settings' environment source over a given mapping instead of ``os.environ``."""
-
-    def __init__(self, settings_cls: type[BaseSettings], variables: Mapping[str, str]) -> None:
-        self._variables = variables
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        return parse_env_vars(self._variables, case_sensitive=False)
-
-
-def _explain(error: ValidationError, named: Mapping[str, str]) -> str:
-    """One line a bad variable: its public name, what is wrong, and the value given."""
-    lines = []
-    for problem in error.errors():
-        field = str(problem["loc"][0]) if problem["loc"] else ""
-        variable = f"{PREFIX}{field.removesuffix('_override').upper()}"
-        given = named.get(f"{PREFIX}{field}")
-        shown = f", got {given!r}" if given is not None and field != "api_keys" else ""
-        message = problem["msg"].removeprefix("Value error, ")
-        lines.append(f"{variable}: {message}{shown}" if field else message)
-    return "; ".join(lines)
+            raise SettingsError(explain(error, named, PREFIX)) from None
 
 
 def to_env(settings: Settings) -> dict[str, str]:

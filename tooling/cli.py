@@ -109,9 +109,10 @@ def _parser() -> argparse.ArgumentParser:
         "schemas", "the topics' contracts for other languages: JSON Schema and AsyncAPI"
     )
     contracts.add_argument(
-        "action", choices=["export", "check"],
+        "action", choices=["export", "check", "register"],
         help="export: write a JSON Schema per topic value and an AsyncAPI 3 document; check: "
-        "exit 1 if the files differ from the code",
+        "exit 1 if the files differ from the code; register: publish them to the schema "
+        "registry at FRAUD_SCHEMA_REGISTRY_URL (subjects <topic>-value)",
     )  # fmt: skip
     contracts.add_argument(
         "--out", type=Path, default=None, help="folder (default: the package's schemas/contracts)"
@@ -139,14 +140,20 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     services.add_argument(
         "--only", default="", metavar="NAMES",
-        help="comma-separated, of kafka, redis, mlflow, alertmanager, prometheus (default: up "
-        "starts the first three; down stops all that run; status shows those)",
+        help="comma-separated, of kafka, redis, mlflow, schema-registry, alertmanager, "
+        "prometheus (default: up starts the first three; down stops all that run; status "
+        "shows those)",
     )  # fmt: skip
     services.add_argument(
         "--mlflow-server",
         action="store_true",
         help="with up: also serve the MLflow UI on FRAUD_MLFLOW_PORT",
     )
+    services.add_argument(
+        "--schema-registry", action="store_true",
+        help="with up: also start a schema registry (Apicurio, Confluent-compatible API) on "
+        "FRAUD_SCHEMA_REGISTRY_PORT; then `fraudstream schemas register`",
+    )  # fmt: skip
     services.set_defaults(handler=_services)
 
     _add_data_commands(command)
@@ -788,6 +795,12 @@ def _schemas(settings: Settings, args: argparse.Namespace) -> int:
     from schemas.contracts import CONTRACTS, export, rendered
 
     folder = args.out or CONTRACTS
+    if args.action == "register":
+        from tooling.services.schema_registry import register_contracts
+
+        for subject, schema_id in register_contracts(settings, folder).items():
+            _say(f"{subject}: id {schema_id} at {settings.schema_registry_url}")
+        return 0
     if args.action == "export":
         for path in export(folder):
             _say(str(path))
@@ -822,7 +835,8 @@ def _services(settings: Settings, args: argparse.Namespace) -> int:
     services = LocalServices(settings)
     names = tuple(name.strip() for name in args.only.split(",") if name.strip())
     if args.action == "up":
-        services.up(names or NAMES, mlflow_server=args.mlflow_server)
+        chosen = names or NAMES + (("schema-registry",) if args.schema_registry else ())
+        services.up(chosen, mlflow_server=args.mlflow_server)
     elif args.action == "down":
         stopped = services.down(names or ALL)
         logger.info("stopped: %s", ", ".join(stopped) or "nothing (fraudstream had started none)")

@@ -9,14 +9,19 @@ from tooling.services.mlflow import LocalMlflow
 from tooling.services.monitoring import LocalAlertmanager, LocalPrometheus
 from tooling.services.process import ServiceError, ServiceStatus
 from tooling.services.redis import LocalRedis
+from tooling.services.schema_registry import LocalSchemaRegistry
 
 NAMES = ("kafka", "redis", "mlflow")  # what the system needs: `services up` starts these
-MONITORING = ("alertmanager", "prometheus")  # started when named; Prometheus sends to AM
-ALL = NAMES + MONITORING
+# started when named (Prometheus sends to Alertmanager: that one first)
+OPTIONAL = ("schema-registry", "alertmanager", "prometheus")
+ALL = NAMES + OPTIONAL
 
 __all__ = ["ALL", "NAMES", "LocalServices", "ServiceError", "ServiceStatus"]
 
-Service = LocalKafka | LocalRedis | LocalMlflow | LocalAlertmanager | LocalPrometheus
+Service = (
+    LocalKafka | LocalRedis | LocalMlflow | LocalSchemaRegistry | LocalAlertmanager
+    | LocalPrometheus
+)  # fmt: skip
 
 
 class LocalServices:
@@ -28,6 +33,11 @@ class LocalServices:
         self.mlflow = LocalMlflow(settings)
         self.alertmanager = LocalAlertmanager(settings)
         self.prometheus = LocalPrometheus(settings)
+        self.by_name: dict[str, Service] = {
+            "kafka": self.kafka, "redis": self.redis, "mlflow": self.mlflow,
+            "schema-registry": LocalSchemaRegistry(settings),
+            "alertmanager": self.alertmanager, "prometheus": self.prometheus,
+        }  # fmt: skip
         self.started: list[str] = []
 
     def _pick(self, names: tuple[str, ...]) -> list[Service]:
@@ -36,7 +46,12 @@ class LocalServices:
             raise ServiceError(
                 f"unknown service(s) {sorted(unknown)}: choose from {', '.join(ALL)}"
             )
-        return [getattr(self, name) for name in ALL if name in names]
+        return [self.by_name[name] for name in ALL if name in names]
+
+    def _optional(self, name: str) -> LocalSchemaRegistry | LocalAlertmanager | LocalPrometheus:
+        service = self.by_name[name]
+        assert not isinstance(service, LocalKafka | LocalRedis | LocalMlflow)
+        return service
 
     def up(self, names: tuple[str, ...] = NAMES, mlflow_server: bool = False) -> None:
         """Start what is not running; ``started`` then names what this object started, so a
@@ -56,6 +71,6 @@ class LocalServices:
     def status(self, names: tuple[str, ...] | None = None) -> list[ServiceStatus]:
         """The named services; by default the system's and the monitoring that runs."""
         if names is None:
-            running = (m for m in MONITORING if getattr(self, m).process.pid() is not None)
+            running = (n for n in OPTIONAL if self._optional(n).process.pid() is not None)
             names = NAMES + tuple(running)
         return [service.status() for service in self._pick(names)]

@@ -131,7 +131,7 @@ class LocalKafka:
                 f"port {port} is taken by a process fraudstream did not start; "
                 "stop it or set FRAUD_KAFKA_PORT"
             )
-        java = _require_java()
+        java = require_java()
         self._ensure_jars()
         self._write_config()
         self._format_storage(java)
@@ -249,7 +249,7 @@ def group_coordinator_answers(bootstrap: str) -> bool:
         return False
 
 
-def _require_java() -> str:
+def require_java() -> str:
     java = shutil.which("java")
     if java is None:
         raise ServiceError(
