@@ -33,7 +33,7 @@ async def publish(
     transactions: pd.DataFrame,
     labels: pd.DataFrame,
     rate: float,
-    progress: bool = True,
+    progress: bool = False,
     chunk: int = 500,
     transactions_topic: str = TRANSACTIONS.name,
     labels_topic: str = LABELS.name,

@@ -370,14 +370,20 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     if args.kafka:
         import asyncio
 
+        from schemas.topics import LABELS, TRANSACTIONS
         from simulator.publish import publish
         from streams.app import create_topics
 
         asyncio.run(create_topics(settings))
         simulation = simulate(config)
         result = asyncio.run(
-            publish(settings.kafka_bootstrap, simulation.transactions, simulation.labels, args.rate)
-        )
+            publish(
+                settings.kafka_bootstrap, simulation.transactions, simulation.labels, args.rate,
+                progress=sys.stderr.isatty(),  # no carriage-return bar in a container's log
+                transactions_topic=settings.topic(TRANSACTIONS.name),
+                labels_topic=settings.topic(LABELS.name),
+            )
+        )  # fmt: skip
         _say(
             f"published {result.transactions} transactions and {result.labels} labels "
             f"in {result.seconds:.1f}s ({result.transactions / result.seconds:.0f} tx/s)"
