@@ -51,3 +51,21 @@ def test_the_workflow_is_pinned_read_only_and_chooses_its_services() -> None:
     smoke = (ROOT / "deploy" / "compose-smoke.sh").read_text()
     assert "docker compose up -d --wait" in smoke and "/predict" in smoke
     assert "transactions.scored" in smoke
+
+
+def test_the_workflow_installs_every_debian_package_the_code_asks_for() -> None:
+    """A runner is not root: ``require_debian_tool`` cannot install there, so the workflow must."""
+    import re
+
+    code = [*ROOT.glob("tooling/**/*.py"), *ROOT.glob("tests/**/*.py")]
+    asked = {
+        package
+        for path in code
+        for package in re.findall(r'require_debian_tool\(\s*"[^"]+",\s*"([^"]+)"', path.read_text())
+    }
+    assert {"redis-server", "prometheus", "prometheus-alertmanager", "kcat"} <= asked
+    steps = yaml.safe_load((ROOT / ".github/workflows/ci.yml").read_text())["jobs"]["integration"]
+    installs = " ".join(
+        s.get("run", "") for s in steps["steps"] if "apt-get install" in s.get("run", "")
+    )
+    assert asked <= set(installs.split()), asked - set(installs.split())

@@ -1,5 +1,5 @@
-"""Local Kafka (KRaft), Redis and MLflow without Docker, and on request Prometheus and
-Alertmanager: ``fraudstream services up|down|status [--only ...]``."""
+"""Local Kafka (KRaft), Redis and MLflow without Docker, and on request a schema registry,
+Prometheus and Alertmanager: ``fraudstream services up|down|status [--only ...]``."""
 
 from __future__ import annotations
 

@@ -18,17 +18,15 @@ from tooling.services.process import (
     wait_until,
 )
 
-PACKAGE = "prometheus-alertmanager"
-
 
 def amtool(*arguments: str) -> subprocess.CompletedProcess[str]:
-    tool = require_debian_tool("amtool", PACKAGE)
+    tool = require_debian_tool("amtool", "prometheus-alertmanager")
     return subprocess.run([tool, *arguments], capture_output=True, text=True, check=False)
 
 
 def alertmanager_command(config: Path, port: int, data_dir: Path) -> list[str]:
     return [
-        require_debian_tool("prometheus-alertmanager", PACKAGE),
+        require_debian_tool("prometheus-alertmanager", "prometheus-alertmanager"),
         f"--config.file={config}",
         f"--storage.path={data_dir / 'data'}",
         f"--web.listen-address=127.0.0.1:{port}",
