@@ -93,8 +93,8 @@ def test_status_line_names_state_address_and_detail() -> None:
     running = ServiceStatus("kafka", True, "127.0.0.1:19092", "pid 7")
     store = ServiceStatus("mlflow", False, "sqlite:///x.db", "not created", "ready", "missing")
 
-    assert running.line() == "kafka        running  127.0.0.1:19092  (pid 7)"
-    assert store.line() == "mlflow       missing  sqlite:///x.db  (not created)"
+    assert running.line() == "kafka           running  127.0.0.1:19092  (pid 7)"
+    assert store.line() == "mlflow          missing  sqlite:///x.db  (not created)"
 
 
 def test_unknown_service_name_is_refused(tmp_path: Path) -> None:

@@ -205,4 +205,4 @@ class ServiceStatus:
 
     def line(self) -> str:
         state = self.up_word if self.running else self.down_word
-        return f"{self.name:<12} {state:<8} {self.address}  ({self.detail})"
+        return f"{self.name:<15} {state:<8} {self.address}  ({self.detail})"
