@@ -4,18 +4,14 @@ Prometheus sends them to its ``alertmanager`` service."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 from tooling.services.process import (
-    ManagedProcess,
     answers_200,
     require_debian_tool,
-    wait_until,
 )
 
 
@@ -45,16 +41,3 @@ class AlertmanagerApi:
         """The alerts Alertmanager holds now (API v2)."""
         with urllib.request.urlopen(f"{self.url}/api/v2/alerts", timeout=5) as response:
             return list(json.load(response))
-
-
-@contextlib.contextmanager
-def running_alertmanager(config: Path, port: int, data_dir: Path) -> Iterator[AlertmanagerApi]:
-    """An Alertmanager on 127.0.0.1:``port`` with ``config``, stopped on exit."""
-    process = ManagedProcess("alertmanager", data_dir, f"127.0.0.1:{port}")
-    process.start(alertmanager_command(config, port, data_dir))
-    api = AlertmanagerApi(f"http://127.0.0.1:{port}")
-    try:
-        wait_until(api.ready, 60.0, "Alertmanager", process)
-        yield api
-    finally:
-        process.stop()

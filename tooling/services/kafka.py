@@ -26,6 +26,7 @@ from tooling.services.process import (
     ServiceError,
     ServiceStatus,
     port_open,
+    refuse_taken_port,
     run_or_fail,
     wait_until,
 )
@@ -126,11 +127,7 @@ class LocalKafka:
             self._wait_ready(ready)
             return False
         host, port = self.settings.kafka_host, self.settings.kafka_port
-        if port_open(host, port):
-            raise ServiceError(
-                f"port {port} is taken by a process fraudstream did not start; "
-                "stop it or set FRAUD_KAFKA_PORT"
-            )
+        refuse_taken_port(host, port, "FRAUD_KAFKA_PORT")
         java = require_java()
         self._ensure_jars()
         self._write_config()

@@ -10,15 +10,15 @@ import json
 from pathlib import Path
 
 from streams.settings import Settings
-from tooling.services.alertmanager import AlertmanagerApi, alertmanager_command
+from tooling.services.alertmanager import alertmanager_command
 from tooling.services.process import (
     ManagedProcess,
-    ServiceError,
     ServiceStatus,
-    port_open,
+    answers_200,
+    refuse_taken_port,
     wait_until,
 )
-from tooling.services.prometheus import PrometheusApi, prometheus_command
+from tooling.services.prometheus import prometheus_command
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 ALERT_RULES = DEPLOY / "prometheus" / "alerts.yml"
@@ -74,17 +74,13 @@ class _Monitor:
         raise NotImplementedError
 
     def ready(self) -> bool:
-        raise NotImplementedError
+        return answers_200(f"{self.url}/-/ready")  # Prometheus's and Alertmanager's probe
 
     def up(self) -> bool:
         """Start it unless ours runs; True if this call started it."""
         started = self.process.pid() is None
         if started:
-            if port_open("127.0.0.1", self.port):
-                raise ServiceError(
-                    f"port {self.port} is taken by a process fraudstream did not start; stop it "
-                    f"or set {self.variable}"
-                )
+            refuse_taken_port("127.0.0.1", self.port, self.variable)
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self.process.start(self.command())
         wait_until(self.ready, 60.0, self.name.capitalize(), self.process)
@@ -107,16 +103,12 @@ class LocalPrometheus(_Monitor):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings, settings.prometheus_port)
-        self.api = PrometheusApi(self.url)
 
     def command(self) -> list[str]:
         # written at every start: the ports and the Alertmanager follow the settings
         config = self.data_dir / "prometheus.yml"
         config.write_text(json.dumps(prometheus_config(self.settings), indent=2) + "\n")
         return prometheus_command(config, self.port, self.data_dir)
-
-    def ready(self) -> bool:
-        return self.api.ready()
 
 
 class LocalAlertmanager(_Monitor):
@@ -125,10 +117,6 @@ class LocalAlertmanager(_Monitor):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings, settings.alertmanager_port)
-        self.api = AlertmanagerApi(self.url)
 
     def command(self) -> list[str]:
         return alertmanager_command(ALERTMANAGER_CONFIG, self.port, self.data_dir)
-
-    def ready(self) -> bool:
-        return self.api.ready()

@@ -156,6 +156,15 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     return False
 
 
+def refuse_taken_port(host: str, port: int, variable: str) -> None:
+    """Before a service starts: its port must be free, or say which setting moves it."""
+    if port_open(host, port):
+        raise ServiceError(
+            f"port {port} is taken by a process fraudstream did not start; stop it or set "
+            f"{variable}"
+        )
+
+
 def free_port() -> int:
     """A TCP port nothing listens on now (for a service started on a port of its own)."""
     with socket.socket() as probe:

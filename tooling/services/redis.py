@@ -5,9 +5,8 @@ from __future__ import annotations
 from streams.settings import Settings
 from tooling.services.process import (
     ManagedProcess,
-    ServiceError,
     ServiceStatus,
-    port_open,
+    refuse_taken_port,
     require_debian_tool,
     wait_until,
 )
@@ -30,11 +29,7 @@ class LocalRedis:
         """Start Redis unless ours runs; True if this call started it."""
         started = self.process.pid() is None
         if started:
-            if port_open("127.0.0.1", self.settings.redis_port):
-                raise ServiceError(
-                    f"port {self.settings.redis_port} is taken by a process fraudstream did not "
-                    "start; stop it or set FRAUD_REDIS_PORT"
-                )
+            refuse_taken_port("127.0.0.1", self.settings.redis_port, "FRAUD_REDIS_PORT")
             server = require_debian_tool("redis-server", "redis-server")
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self.process.start(

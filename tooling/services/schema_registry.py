@@ -24,7 +24,7 @@ from tooling.services.process import (
     ServiceError,
     ServiceStatus,
     answers_200,
-    port_open,
+    refuse_taken_port,
     wait_until,
 )
 
@@ -58,11 +58,7 @@ class LocalSchemaRegistry:
         """Start the registry unless ours runs; True if this call started it."""
         started = self.process.pid() is None
         if started:
-            if port_open("127.0.0.1", self.port):
-                raise ServiceError(
-                    f"port {self.port} is taken by a process fraudstream did not start; stop it "
-                    "or set FRAUD_SCHEMA_REGISTRY_PORT"
-                )
+            refuse_taken_port("127.0.0.1", self.port, "FRAUD_SCHEMA_REGISTRY_PORT")
             java = require_java()
             runner = self._ensure_app()
             self.data_dir.mkdir(parents=True, exist_ok=True)
